@@ -1,0 +1,97 @@
+"""The ``fintrain`` command-line app: global options, error translation, subcommands."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from fintrain import __version__
+from fintrain.cli import data as data_cmd
+from fintrain.cli.common import Workspace, err_console
+from fintrain.errors import FintrainError
+
+
+def _debug_enabled(ctx: click.Context | None) -> bool:
+    if os.environ.get("FINTRAIN_DEBUG", "").strip() not in ("", "0", "false", "no"):
+        return True
+    obj = ctx.find_root().obj if ctx is not None else None
+    return bool(isinstance(obj, Workspace) and obj.debug)
+
+
+class FintrainGroup(TyperGroup):
+    """Root group: turns FintrainError into one red line and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FintrainError as exc:
+            if _debug_enabled(ctx):
+                raise
+            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            raise typer.Exit(code=exc.exit_code) from None
+
+
+app = typer.Typer(
+    name="fintrain",
+    cls=FintrainGroup,
+    help="Train PatchTST transformers on daily market data, on a laptop, a CPU or an NVIDIA GPU.\n\n"
+    "Example: fintrain train --tier a20 --budget 2m",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"fintrain {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path,
+        typer.Option(envvar="FINTRAIN_DATA_DIR", help="Data folder (raw/ and processed/)."),
+    ] = Path("data"),
+    runs_dir: Annotated[
+        Path,
+        typer.Option(envvar="FINTRAIN_RUNS_DIR", help="Folder for run outputs."),
+    ] = Path("runs"),
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks (also FINTRAIN_DEBUG=1).")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """fintrain: from a ticker to a trained, evaluated PatchTST in one command.
+
+    Example: fintrain train --tier a20 --budget 2m
+    """
+    ctx.obj = Workspace(data_dir=data_dir, runs_dir=runs_dir, debug=debug)
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+app.add_typer(data_cmd.app, name="data")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)

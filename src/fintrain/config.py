@@ -1,0 +1,310 @@
+"""Configuration: frozen pydantic models grouped by concern, and how they are loaded.
+
+Precedence, highest first: command-line options, ``FINTRAIN_*`` environment variables (nested
+fields as ``FINTRAIN_TRAIN__LR``), a TOML file (``--config``), then the defaults below.
+Every merge goes through ``RunConfig.model_validate`` so nothing skips validation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fintrain.errors import ConfigError
+
+ENV_PREFIX = "FINTRAIN_"
+# Environment variables of the workspace and the CLI, not configuration fields.
+RESERVED_ENV = {"DATA_DIR", "RUNS_DIR", "DEBUG", "CACHE_DIR"}
+
+
+class Section(BaseModel):
+    """Base of every configuration model: frozen, unknown keys rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class DataConfig(Section):
+    """Where market data comes from and what counts as valid."""
+
+    ticker: str = Field("SPY", min_length=1, description="Ticker symbol, e.g. SPY.")
+    source: Literal["yahoo", "sample"] = Field("yahoo", description="Where `fetch` gets data.")
+    start: dt.date | None = Field(None, description="First date to keep (inclusive).")
+    end: dt.date | None = Field(None, description="Last date to keep (inclusive).")
+    min_rows: int = Field(250, ge=1, description="Fewest rows a valid series may have.")
+    retries: int = Field(4, ge=0, le=20, description="Retries on rate limits and network errors.")
+    backoff_s: float = Field(2.0, ge=0, description="First retry wait; doubles each retry.")
+
+    @field_validator("ticker")
+    @classmethod
+    def _upper(cls, v: str) -> str:
+        return v.strip().upper()
+
+    @model_validator(mode="after")
+    def _dates_ordered(self) -> DataConfig:
+        if self.start and self.end and self.start > self.end:
+            raise ValueError(f"start={self.start} is after end={self.end}")
+        return self
+
+
+class FeatureConfig(Section):
+    """Which feature tier to build."""
+
+    tier: str = Field("a20", min_length=1, description="Feature tier name, e.g. a20 or a50.")
+
+
+class TargetConfig(Section):
+    """What the model predicts."""
+
+    task: Literal["threshold", "direction", "return"] = Field(
+        "threshold", description="threshold: max high over t+1..t+h >= close*(1+tau); "
+        "direction: close[t+h] > close[t]; return: log(close[t+h]/close[t])."
+    )
+    horizon: int = Field(1, ge=1, le=252, description="Days ahead the label looks (h).")
+    threshold: float = Field(0.01, gt=0, lt=1, description="tau of the threshold task.")
+
+
+class SplitConfig(Section):
+    """Chronological train/validation/test splits and the windows cut from them."""
+
+    context_len: int = Field(60, ge=2, le=4096, description="Rows in one input window.")
+    train_frac: float = Field(0.70, gt=0, lt=1)
+    val_frac: float = Field(0.15, gt=0, lt=1)
+    train_end: dt.date | None = Field(None, description="Last training date (overrides fractions).")
+    val_end: dt.date | None = Field(None, description="Last validation date.")
+    gap: int | None = Field(
+        None, ge=0, description="Purge gap in rows between splits; default and minimum: the horizon."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SplitConfig:
+        if self.train_frac + self.val_frac >= 1:
+            raise ValueError(
+                f"train_frac={self.train_frac} + val_frac={self.val_frac} leaves no test rows"
+            )
+        if (self.train_end is None) != (self.val_end is None):
+            raise ValueError("train_end and val_end must be given together")
+        if self.train_end and self.val_end and self.train_end >= self.val_end:
+            raise ValueError(f"train_end={self.train_end} must be before val_end={self.val_end}")
+        return self
+
+
+class ModelChoice(Section):
+    """Which PatchTST to train: a parameter budget, with optional architecture overrides."""
+
+    budget: str = Field("2m", min_length=1, description="Parameter budget preset: 2m, 20m, 200m.")
+    patch_len: int | None = Field(None, ge=1)
+    stride: int | None = Field(None, ge=1)
+    d_model: int | None = Field(None, ge=1)
+    n_heads: int | None = Field(None, ge=1)
+    n_layers: int | None = Field(None, ge=1)
+    d_ff: int | None = Field(None, ge=1)
+    dropout: float | None = Field(None, ge=0, lt=1)
+    head_dropout: float | None = Field(None, ge=0, lt=1)
+    norm: Literal["batch", "layer"] | None = None
+    revin: bool | None = None
+    residual_attention: bool | None = None
+    compile: bool = Field(False, description="torch.compile the model (opt-in).")
+
+    def overrides(self) -> dict[str, Any]:
+        """The architecture fields set here, to apply on top of the budget's preset."""
+        skip = {"budget", "compile"}
+        return {k: v for k, v in self.model_dump().items() if k not in skip and v is not None}
+
+
+class TrainConfig(Section):
+    """The optimisation loop."""
+
+    epochs: int = Field(20, ge=1, description="Maximum epochs.")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
+    batch_size: int | Literal["auto"] = Field(256, description="Samples per step, or auto.")
+    lr: float = Field(3e-4, gt=0, le=1, description="Peak learning rate (AdamW).")
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_steps: int = Field(100, ge=0, description="Linear warm-up steps.")
+    schedule: Literal["cosine", "constant"] = Field("cosine")
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Cosine floor as a fraction of lr.")
+    grad_clip: float | None = Field(1.0, gt=0, description="Max gradient norm; null turns it off.")
+    patience: int = Field(5, ge=1, description="Epochs without validation improvement.")
+    pos_weight: float | Literal["auto"] | None = Field(
+        None, description="BCE positive-class weight: a number, auto (neg/pos of train), or none."
+    )
+    seed: int = Field(0, ge=0)
+    device: Literal["auto", "mps", "cuda", "cpu"] = Field("auto")
+    precision: Literal["fp32", "bf16"] = Field("fp32")
+    log_every: int = Field(20, ge=1, description="Steps between training-loss logs.")
+    checkpoint_every: int | None = Field(None, ge=1, description="Steps between last.pt saves.")
+
+    @field_validator("batch_size")
+    @classmethod
+    def _positive_batch(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 1:
+            raise ValueError(f"must be a positive integer or 'auto', got {v}")
+        return v
+
+
+class ThermalConfig(Section):
+    """Temperature source and the pause/resume/stop policy (degrees C, seconds)."""
+
+    source: str = Field("auto", description="auto, none, macos, linux, nvidia, command:CMD, replay:PATH")
+    json_field: str | None = Field(
+        None, description="Dotted JSON field a command: source reads, e.g. temp.cpu_temp_avg."
+    )
+    interval_s: float = Field(1.0, gt=0, le=3600)
+    acceptable_c: float = Field(70.0, gt=0, description="Start of the acceptable band.")
+    warning_c: float = Field(85.0, gt=0, description="Start of the warning band.")
+    critical_c: float = Field(95.0, gt=0, description="Above this: checkpoint and stop.")
+    resume_c: float = Field(80.0, gt=0, description="Resume at or below this after a pause.")
+    smoothing_s: float = Field(5.0, ge=0)
+    dwell_s: float = Field(30.0, ge=0, description="Time in the warning band before pausing.")
+    critical_dwell_s: float = Field(3.0, ge=0)
+    max_pause_s: float = Field(900.0, gt=0, description="Total pause time before stopping.")
+    require_sensor: bool = Field(False, description="Refuse to train without a reading.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThermalConfig:
+        if not self.acceptable_c < self.warning_c < self.critical_c:
+            raise ValueError(
+                f"bands must rise: acceptable_c={self.acceptable_c} < warning_c={self.warning_c} "
+                f"< critical_c={self.critical_c}"
+            )
+        if self.resume_c >= self.warning_c:
+            raise ValueError(
+                f"resume_c={self.resume_c} must be below warning_c={self.warning_c} (hysteresis)"
+            )
+        return self
+
+
+class ProbeConfig(Section):
+    """Batch-size probing."""
+
+    min_batch: int = Field(8, ge=1)
+    max_batch: int = Field(4096, ge=1)
+    search: Literal["power", "binsearch"] = "power"
+    steps: int = Field(3, ge=1, le=100)
+    memory_fraction: float = Field(0.8, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _range(self) -> ProbeConfig:
+        if self.min_batch > self.max_batch:
+            raise ValueError(f"min_batch={self.min_batch} is above max_batch={self.max_batch}")
+        return self
+
+
+class RunConfig(Section):
+    """Everything one run needs; serialisable to JSON and TOML."""
+
+    data: DataConfig = DataConfig()
+    features: FeatureConfig = FeatureConfig()
+    target: TargetConfig = TargetConfig()
+    split: SplitConfig = SplitConfig()
+    model: ModelChoice = ModelChoice()
+    train: TrainConfig = TrainConfig()
+    thermal: ThermalConfig = ThermalConfig()
+    probe: ProbeConfig = ProbeConfig()
+
+
+def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``extra`` into ``base`` recursively; values in ``extra`` win."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Nested overrides from ``FINTRAIN_SECTION__FIELD`` variables (values stay strings)."""
+    environ = os.environ if environ is None else environ
+    out: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX):]
+        if key in RESERVED_ENV or not key:
+            continue
+        parts = [p.lower() for p in key.split("__")]
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{name} conflicts with another FINTRAIN_ variable")
+        node[parts[-1]] = value
+    return out
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A config file's contents; a missing or malformed file is a ConfigError."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def describe_validation_error(exc: ValidationError, origin: str = "configuration") -> str:
+    """One line naming each invalid field and why."""
+    problems = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        value = err.get("input")
+        shown = "" if err["type"] in ("extra_forbidden", "missing") or isinstance(value, dict) else f" (got {value!r})"
+        problems.append(f"{field}: {msg}{shown}")
+    return f"invalid {origin}: " + "; ".join(problems)
+
+
+def validate_config(data: Mapping[str, Any], origin: str = "configuration") -> RunConfig:
+    """``RunConfig.model_validate`` with errors turned into a ConfigError."""
+    try:
+        return RunConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, origin)) from exc
+
+
+def load_config(
+    path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> RunConfig:
+    """Defaults, then the TOML file, then FINTRAIN_* variables, then ``overrides``.
+
+    Args:
+        path: a TOML file holding (part of) a RunConfig; it must exist when given.
+        overrides: nested values from the command line; None values are ignored.
+        environ: the environment to read (``os.environ`` by default).
+    """
+    merged: dict[str, Any] = {}
+    if path is not None:
+        file_data = read_toml(Path(path))
+        validate_config(file_data, origin=f"config file {path}")
+        merged = deep_merge(merged, file_data)
+    env = env_overrides(environ)
+    if env:
+        validate_config(deep_merge(merged, env), origin="FINTRAIN_* environment variables")
+        merged = deep_merge(merged, env)
+    if overrides:
+        merged = deep_merge(merged, drop_none(overrides))
+    return validate_config(merged)
+
+
+def drop_none(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested dict without the keys whose value is None (options not given)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            inner = drop_none(value)
+            if inner:
+                out[key] = inner
+        elif value is not None:
+            out[key] = value
+    return out

@@ -1,0 +1,41 @@
+"""Typed errors. The CLI turns each into one line on stderr and an exit code."""
+
+
+class FintrainError(Exception):
+    """An error a user can act on; its message says what was wrong and what to do."""
+
+    exit_code = 1
+
+
+class ConfigError(FintrainError):
+    """Invalid configuration or usage: exit code 2."""
+
+    exit_code = 2
+
+
+class DataError(FintrainError):
+    """Market data that is missing, unreadable or invalid."""
+
+
+class SourceError(DataError):
+    """A data source failed (network, rate limit, empty result, unknown ticker)."""
+
+
+class ManifestError(DataError):
+    """A manifest that cannot be read or does not match its files."""
+
+
+class FeatureError(FintrainError):
+    """Features that cannot be built (unknown tier, too little data)."""
+
+
+class DeviceError(FintrainError):
+    """A requested device is not available on this machine."""
+
+
+class CheckpointError(FintrainError):
+    """A checkpoint that cannot be loaded or does not match the data."""
+
+
+class ThermalError(FintrainError):
+    """A temperature source that cannot be used."""
