@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -18,7 +17,7 @@ from fintrain.cli.common import Workspace, err_console
 from fintrain.errors import FintrainError
 
 
-def _debug_enabled(ctx: click.Context | None) -> bool:
+def _debug_enabled(ctx: typer.Context | None) -> bool:
     if os.environ.get("FINTRAIN_DEBUG", "").strip() not in ("", "0", "false", "no"):
         return True
     obj = ctx.find_root().obj if ctx is not None else None
@@ -28,7 +27,7 @@ def _debug_enabled(ctx: click.Context | None) -> bool:
 class FintrainGroup(TyperGroup):
     """Root group: turns FintrainError into one red line and its exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
         except FintrainError as exc:
