@@ -1,0 +1,154 @@
+"""Where daily OHLCV comes from: Yahoo Finance, the offline sample set, or a user's file.
+
+Each source returns a raw ``pl.DataFrame`` in its own column spelling; validation and storage
+are the same for all of them. The network sits behind ``yahoo_history`` and ``sleep`` so tests
+replace them and never touch the network.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from fintrain.errors import DataError, SourceError
+
+log = logging.getLogger(__name__)
+
+# bokeh-sampledata also has FB, but only 196 rows: too short to train on.
+SAMPLE_TICKERS = ("AAPL", "GOOG", "IBM", "MSFT")
+
+sleep: Callable[[float], None] = time.sleep
+
+
+@dataclass(frozen=True)
+class RawSeries:
+    """A source's answer before validation."""
+
+    frame: pl.DataFrame
+    source: str
+    adjusted: bool
+
+
+def yahoo_history(ticker: str, start: dt.date | None, end: dt.date | None) -> Any:
+    """Yahoo's adjusted daily history as yfinance returns it (a pandas DataFrame)."""
+    import yfinance as yf  # imported here: it is slow to import and only this source needs it
+
+    kwargs: dict[str, Any] = {"auto_adjust": True, "actions": False, "raise_errors": True}
+    if start is None and end is None:
+        kwargs["period"] = "max"
+    else:
+        kwargs["start"] = (start or dt.date(1900, 1, 1)).isoformat()
+        # yfinance's end is exclusive; fintrain's is inclusive.
+        kwargs["end"] = ((end or dt.date.today()) + dt.timedelta(days=1)).isoformat()
+    return yf.Ticker(ticker).history(**kwargs)
+
+
+def _is_rate_limit(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return "ratelimit" in text or "rate limit" in text or "too many requests" in text
+
+
+def _is_network(exc: BaseException) -> bool:
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    name = type(exc).__name__.lower()
+    return any(word in name for word in ("connection", "timeout", "curlerror", "requestexception"))
+
+
+def pandas_to_polars(history: Any) -> pl.DataFrame:
+    """yfinance's frame (DatetimeIndex, Open/High/Low/Close/Volume) as a Polars frame."""
+    index = history.index
+    dates = [ts.date() for ts in index]
+    columns = {"date": pl.Series("date", dates, dtype=pl.Date)}
+    for name in history.columns:
+        if str(name).lower() in ("open", "high", "low", "close", "volume", "adj close"):
+            columns[str(name)] = pl.Series(str(name), history[name].to_numpy(), dtype=pl.Float64)
+    return pl.DataFrame(columns)
+
+
+def fetch_yahoo(
+    ticker: str,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    *,
+    retries: int = 4,
+    backoff_s: float = 2.0,
+) -> RawSeries:
+    """Download adjusted daily OHLCV from Yahoo, retrying rate limits with backoff."""
+    hint = f"try `fintrain data import FILE --ticker {ticker}` or `--source sample`"
+    wait = backoff_s
+    for attempt in range(retries + 1):
+        try:
+            history = yahoo_history(ticker, start, end)
+            break
+        except Exception as exc:  # yfinance raises many types; classify them below
+            transient = _is_rate_limit(exc) or _is_network(exc)
+            if transient and attempt < retries:
+                log.warning("Yahoo: %s; retrying in %.1f s (%d/%d)", exc, wait, attempt + 1, retries)
+                sleep(wait)
+                wait *= 2
+                continue
+            if _is_rate_limit(exc):
+                raise SourceError(
+                    f"Yahoo is rate-limiting requests for {ticker} (gave up after {retries} "
+                    f"retries); wait a few minutes, or {hint}"
+                ) from exc
+            if _is_network(exc):
+                raise SourceError(f"could not reach Yahoo for {ticker} ({exc}); {hint}") from exc
+            raise SourceError(f"Yahoo failed for {ticker}: {exc}; {hint}") from exc
+    if history is None or len(history) == 0:
+        raise SourceError(
+            f"Yahoo returned no data for {ticker} (unknown or delisted ticker, or a blocked "
+            f"request); {hint}"
+        )
+    return RawSeries(frame=pandas_to_polars(history), source="yahoo", adjusted=True)
+
+
+def fetch_sample(ticker: str, start: dt.date | None = None, end: dt.date | None = None) -> RawSeries:
+    """Real daily OHLCV shipped by bokeh-sampledata (public domain), read offline."""
+    if ticker not in SAMPLE_TICKERS:
+        raise SourceError(
+            f"the sample source has no {ticker}; available: {', '.join(SAMPLE_TICKERS)}"
+        )
+    from bokeh_sampledata import stocks
+
+    data = getattr(stocks, ticker)
+    frame = pl.DataFrame(
+        {k: data[k] for k in ("date", "open", "high", "low", "close", "volume", "adj_close")}
+    ).with_columns(pl.col("date").str.to_date("%Y-%m-%d"))
+    if start is not None:
+        frame = frame.filter(pl.col("date") >= start)
+    if end is not None:
+        frame = frame.filter(pl.col("date") <= end)
+    return RawSeries(frame=frame, source="sample", adjusted=True)
+
+
+def read_table(path: Path) -> pl.DataFrame:
+    """A CSV or Parquet file as a frame, every CSV column read as text or number as found."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pl.read_parquet(path)
+        if suffix in (".csv", ".txt", ".tsv"):
+            separator = "\t" if suffix == ".tsv" else _sniff_separator(path)
+            return pl.read_csv(path, separator=separator, infer_schema_length=None, try_parse_dates=False)
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"could not read {path.name}: {exc}") from exc
+    raise DataError(f"{path.name}: unsupported file type {suffix or '(none)'}; use CSV or Parquet")
+
+
+def _sniff_separator(path: Path) -> str:
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        header = fh.readline()
+    counts = {sep: header.count(sep) for sep in (",", ";", "\t", "|")}
+    return max(counts, key=counts.get) if max(counts.values()) > 0 else ","
