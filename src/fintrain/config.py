@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,7 +44,13 @@ class DataConfig(Section):
     @field_validator("ticker")
     @classmethod
     def _upper(cls, v: str) -> str:
-        return v.strip().upper()
+        ticker = v.strip().upper()
+        # Tickers become file names: letters, digits and the few marks exchanges use.
+        if not re.fullmatch(r"[A-Z0-9^][A-Z0-9.\-^=_]{0,31}", ticker):
+            raise ValueError(
+                f"{v!r} is not a ticker symbol (letters, digits, '.', '-', '^', '=', '_')"
+            )
+        return ticker
 
     @model_validator(mode="after")
     def _dates_ordered(self) -> DataConfig:
@@ -115,6 +122,59 @@ class ModelChoice(Section):
         """The architecture fields set here, to apply on top of the budget's preset."""
         skip = {"budget", "compile"}
         return {k: v for k, v in self.model_dump().items() if k not in skip and v is not None}
+
+
+class ModelConfig(Section):
+    """The full PatchTST architecture (``fintrain.model.budget_config`` fills it from a preset).
+
+    The defaults are the 2m budget's shape for fintrain's default data (20 channels, a context of
+    60 rows, the ``predict`` head).
+    """
+
+    context_len: int = Field(60, ge=2, le=4096, description="Input rows (L).")
+    patch_len: int = Field(8, ge=1, description="Rows per patch (P).")
+    stride: int = Field(4, ge=1, description="Rows between patch starts (S).")
+    d_model: int = Field(192, ge=1, description="Width of the patch embeddings.")
+    n_heads: int = Field(6, ge=1, description="Attention heads; must divide d_model.")
+    n_layers: int = Field(4, ge=1, description="Encoder layers.")
+    d_ff: int = Field(896, ge=1, description="Hidden width of the feed-forward blocks.")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout in the embedding and encoder.")
+    head_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout before the output layer.")
+    norm: Literal["batch", "layer"] = Field(
+        "batch", description="Encoder normalisation: BatchNorm1d (the paper's) or LayerNorm."
+    )
+    revin: bool = Field(True, description="Reversible instance normalisation of each window.")
+    revin_affine: bool = Field(False, description="Learnable RevIN scale and shift per channel.")
+    residual_attention: bool = Field(
+        False, description="Add each layer's pre-softmax scores to the next (the reference code's)."
+    )
+    head: Literal["forecast", "predict"] = Field(
+        "predict", description="forecast: (B, L, C) -> (B, H, C); predict: (B, L, C) -> (B, n_outputs)."
+    )
+    n_channels: int = Field(20, ge=1, description="Input channels (features) C.")
+    horizon: int = Field(1, ge=1, description="Steps the forecast head predicts (H).")
+    n_outputs: int = Field(1, ge=1, description="Values the predict head outputs.")
+    compile: bool = Field(False, description="torch.compile the model (opt-in).")
+
+    @property
+    def n_patches(self) -> int:
+        """Patches per channel: (L - P) // S + 2 (the end padding adds one)."""
+        return (self.context_len - self.patch_len) // self.stride + 2
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelConfig:
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+        if self.patch_len > self.context_len:
+            raise ValueError(
+                f"patch_len={self.patch_len} is longer than context_len={self.context_len}"
+            )
+        if self.stride > self.patch_len:
+            raise ValueError(
+                f"stride={self.stride} is above patch_len={self.patch_len}: rows between "
+                "patches would never be seen"
+            )
+        return self
 
 
 class TrainConfig(Section):

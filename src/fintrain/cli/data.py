@@ -1,5 +1,157 @@
 """``fintrain data``: fetch, import, list and verify daily OHLCV files."""
 
-import typer
+from __future__ import annotations
 
-app = typer.Typer(help="Fetch, import, list and verify daily OHLCV market data.", no_args_is_help=True)
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+from fintrain import data as data_lib
+from fintrain.cli.common import err_console, out_console, print_json, run_config, workspace
+
+app = typer.Typer(
+    help="Fetch, import, list and verify daily OHLCV market data.\n\n"
+    "Example: fintrain data fetch MSFT --source sample",
+    no_args_is_help=True,
+)
+
+
+def _parse_date(value: Optional[str], option: str) -> Optional[dt.date]:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD", param_hint=option)
+
+
+def _report(entry: dict[str, Any]) -> None:
+    err_console.print(
+        f"[green]saved[/] {entry['path']}: {entry['rows']:,} rows, {entry['first_date']} .. "
+        f"{entry['last_date']}, source {entry['source']}, md5 {entry['md5']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def fetch(
+    ctx: typer.Context,
+    ticker: Annotated[str, typer.Argument(help="Ticker symbol, e.g. SPY.")],
+    source: Annotated[
+        Optional[str], typer.Option(help="yahoo (network) or sample (offline: AAPL, GOOG, IBM, MSFT).")
+    ] = None,
+    start: Annotated[Optional[str], typer.Option(help="First date, YYYY-MM-DD.")] = None,
+    end: Annotated[Optional[str], typer.Option(help="Last date, YYYY-MM-DD (inclusive).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="TOML config file.")] = None,
+) -> None:
+    """Download daily OHLCV for TICKER, validate it and store it as Parquet.
+
+    Example: fintrain data fetch MSFT --source sample
+    """
+    ws = workspace(ctx)
+    cfg = run_config(
+        config,
+        {"data": {"ticker": ticker, "source": source, "start": _parse_date(start, "--start"),
+                  "end": _parse_date(end, "--end")}},
+    )
+    if cfg.data.source == "yahoo":
+        with err_console.status(f"downloading {cfg.data.ticker} from Yahoo Finance..."):
+            entry = data_lib.fetch(ws.data_dir, cfg.data)
+    else:
+        entry = data_lib.fetch(ws.data_dir, cfg.data)
+    _report(entry)
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet file from any vendor or broker.")],
+    ticker: Annotated[str, typer.Option(help="Ticker to store the data as.")],
+    adjusted: Annotated[
+        bool, typer.Option("--adjusted", help="The file's prices are already adjusted.")
+    ] = False,
+    min_rows: Annotated[Optional[int], typer.Option(help="Fewest rows accepted (default 250).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="TOML config file.")] = None,
+) -> None:
+    """Import a CSV or Parquet file of daily OHLCV as TICKER.
+
+    Column names are recognised in common spellings (Date/timestamp, Open, High, Low, Close,
+    Adj Close, Volume; any case); extra columns are ignored. With an adjusted-close column,
+    open/high/low/close are rescaled so the stored series is adjusted.
+
+    Example: fintrain data import SPY.csv --ticker SPY
+    """
+    ws = workspace(ctx)
+    cfg = run_config(config, {"data": {"ticker": ticker, "min_rows": min_rows}})
+    entry = data_lib.import_file(ws.data_dir, file, cfg.data.ticker, cfg.data.min_rows, adjusted)
+    _report(entry)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    json_: Annotated[bool, typer.Option("--json", help="Print the entries as JSON.")] = False,
+) -> None:
+    """List the current manifest entries (raw and processed files).
+
+    Example: fintrain data list --json
+    """
+    ws = workspace(ctx)
+    entries = data_lib.list_entries(ws.data_dir)
+    if json_:
+        print_json(entries)
+        return
+    if not entries:
+        err_console.print(f"no data in {ws.data_dir}; try `fintrain data fetch MSFT --source sample`")
+        return
+    table = Table(title=f"data in {ws.data_dir}")
+    table.add_column("dataset", no_wrap=True)
+    table.add_column("rows", justify="right", no_wrap=True, min_width=6)
+    table.add_column("first", no_wrap=True)
+    table.add_column("last", no_wrap=True)
+    table.add_column("source", overflow="fold")
+    table.add_column("md5", no_wrap=True)
+    for e in entries:
+        source = e.get("source") or f"v{e.get('version', '?')} of raw {e.get('source_raw_md5', '')[:8]}"
+        table.add_row(
+            e["dataset"], f"{e['rows']:,}", e.get("first_date", ""), e.get("last_date", ""),
+            source, e["md5"][:8],
+        )
+    out_console.print(table)
+
+
+@app.command()
+def verify(ctx: typer.Context) -> None:
+    """Recompute the md5 of every current file against its manifest; exit 1 on any problem.
+
+    Example: fintrain data verify
+    """
+    ws = workspace(ctx)
+    results = data_lib.verify(ws.data_dir)
+    if not results:
+        err_console.print(f"no manifest entries in {ws.data_dir}; nothing to verify")
+        return
+    table = Table(title=f"verify {ws.data_dir}")
+    table.add_column("path", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("expected md5", no_wrap=True)
+    table.add_column("actual md5", no_wrap=True)
+    style = {"OK": "green", "MISMATCH": "bold red", "MISSING": "bold red"}
+    for r in results:
+        table.add_row(
+            r.path, f"[{style[r.status]}]{r.status}[/]", r.expected_md5[:12], (r.actual_md5 or "-")[:12]
+        )
+    out_console.print(table)
+    bad = [r for r in results if r.status != "OK"]
+    if bad:
+        names = ", ".join(f"{r.path} ({r.status})" for r in bad)
+        err_console.print(
+            f"[bold red]error:[/] {len(bad)} file(s) failed verification: {names}; re-fetch or "
+            "re-import them (or rebuild features)", highlight=False, soft_wrap=True,
+        )
+        raise typer.Exit(1)
+    err_console.print(f"[green]all {len(results)} files match their manifests[/]")

@@ -40,7 +40,7 @@ def yahoo_history(ticker: str, start: dt.date | None, end: dt.date | None) -> An
     """Yahoo's adjusted daily history as yfinance returns it (a pandas DataFrame)."""
     import yfinance as yf  # imported here: it is slow to import and only this source needs it
 
-    kwargs: dict[str, Any] = {"auto_adjust": True, "actions": False, "raise_errors": True}
+    kwargs: dict[str, Any] = {"auto_adjust": True, "actions": False}
     if start is None and end is None:
         kwargs["period"] = "max"
     else:
@@ -102,6 +102,9 @@ def fetch_yahoo(
                 ) from exc
             if _is_network(exc):
                 raise SourceError(f"could not reach Yahoo for {ticker} ({exc}); {hint}") from exc
+            if "missing" in type(exc).__name__.lower():  # YFTickerMissingError and friends
+                history = None
+                break
             raise SourceError(f"Yahoo failed for {ticker}: {exc}; {hint}") from exc
     if history is None or len(history) == 0:
         raise SourceError(

@@ -1,0 +1,84 @@
+"""The Yahoo source with yfinance's call replaced: recorded data, empty answers, rate limits."""
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+from yfinance.exceptions import YFRateLimitError
+
+from fintrain.data import sources
+from fintrain.errors import SourceError
+
+
+def recorded_history(msft) -> pd.DataFrame:
+    """A frame shaped as yfinance's history() returns it (tz-aware DatetimeIndex)."""
+    frame = msft.head(400)
+    index = pd.DatetimeIndex(pd.to_datetime(frame["date"].to_list())).tz_localize("America/New_York")
+    out = pd.DataFrame(
+        {name.title(): frame[name].to_list() for name in ("open", "high", "low", "close", "volume")},
+        index=index,
+    )
+    out.index.name = "Date"
+    return out
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    waited: list[float] = []
+    monkeypatch.setattr(sources, "sleep", waited.append)
+    return waited
+
+
+def test_recorded_frame_becomes_polars(monkeypatch, msft, sleeps):
+    monkeypatch.setattr(sources, "yahoo_history", lambda t, s, e: recorded_history(msft))
+    raw = sources.fetch_yahoo("MSFT")
+    assert raw.frame.height == 400
+    assert raw.frame["date"][0] == dt.date(2000, 3, 1)
+    assert raw.adjusted and raw.source == "yahoo"
+    assert sleeps == []
+
+
+def test_rate_limit_is_retried_with_doubling_backoff(monkeypatch, msft, sleeps):
+    calls = []
+
+    def flaky(ticker, start, end):
+        calls.append(ticker)
+        if len(calls) < 3:
+            raise YFRateLimitError()
+        return recorded_history(msft)
+
+    monkeypatch.setattr(sources, "yahoo_history", flaky)
+    raw = sources.fetch_yahoo("MSFT", retries=4, backoff_s=1.5)
+    assert raw.frame.height == 400
+    assert sleeps == [1.5, 3.0]
+
+
+def test_persistent_rate_limit_gives_up_with_advice(monkeypatch, sleeps):
+    def limited(ticker, start, end):
+        raise YFRateLimitError()
+
+    monkeypatch.setattr(sources, "yahoo_history", limited)
+    with pytest.raises(SourceError, match="rate-limiting requests for SPY.*--source sample"):
+        sources.fetch_yahoo("SPY", retries=2, backoff_s=1)
+    assert sleeps == [1, 2]
+
+
+def test_network_failure_is_a_clear_error(monkeypatch, sleeps):
+    def offline(ticker, start, end):
+        raise ConnectionError("Failed to resolve host")
+
+    monkeypatch.setattr(sources, "yahoo_history", offline)
+    with pytest.raises(SourceError, match="could not reach Yahoo for SPY.*data import"):
+        sources.fetch_yahoo("SPY", retries=1, backoff_s=0)
+
+
+def test_sample_source_lists_available_tickers():
+    with pytest.raises(SourceError, match="no FB; available: AAPL, GOOG, IBM, MSFT"):
+        sources.fetch_sample("FB")
+
+
+def test_sample_source_filters_dates():
+    raw = sources.fetch_sample("IBM", start=dt.date(2010, 1, 1), end=dt.date(2010, 12, 31))
+    assert raw.frame["date"].min() >= dt.date(2010, 1, 1)
+    assert raw.frame["date"].max() <= dt.date(2010, 12, 31)
+    assert 240 < raw.frame.height < 260

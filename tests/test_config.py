@@ -1,0 +1,70 @@
+"""Configuration: precedence, validation messages, and the CLI's exit code 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from fintrain.config import RunConfig, load_config
+from fintrain.errors import ConfigError
+
+
+def test_defaults_validate_and_are_frozen():
+    cfg = load_config(environ={})
+    assert cfg == RunConfig()
+    with pytest.raises(Exception):
+        cfg.train.lr = 1.0  # type: ignore[misc]
+
+
+def test_precedence_file_then_env_then_cli(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('[train]\nlr = 0.01\nepochs = 3\nseed = 5\n[data]\nticker = "msft"\n')
+    env = {"FINTRAIN_TRAIN__LR": "0.02", "FINTRAIN_TRAIN__EPOCHS": "4"}
+    cfg = load_config(path, {"train": {"lr": 0.03, "epochs": None}}, environ=env)
+    assert cfg.train.lr == 0.03  # command line wins
+    assert cfg.train.epochs == 4  # environment beats the file; a None option is "not given"
+    assert cfg.train.seed == 5  # the file beats defaults
+    assert cfg.data.ticker == "MSFT"
+
+
+def test_invalid_values_name_the_field(tmp_path):
+    with pytest.raises(ConfigError, match=r"train\.lr: Input should be greater than 0 \(got -1\.0\)"):
+        load_config(overrides={"train": {"lr": -1.0}}, environ={})
+    with pytest.raises(ConfigError, match=r"FINTRAIN_\* environment variables: train\.epochs"):
+        load_config(environ={"FINTRAIN_TRAIN__EPOCHS": "many"})
+    with pytest.raises(ConfigError, match="resume_c=90.0 must be below warning_c=85.0"):
+        load_config(overrides={"thermal": {"resume_c": 90.0}}, environ={})
+
+
+def test_unknown_field_and_missing_file(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[train]\nlearning_rate = 0.1\n")
+    with pytest.raises(ConfigError, match=r"config file .*bad\.toml: train\.learning_rate: unknown field"):
+        load_config(path, environ={})
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.toml", environ={})
+    (tmp_path / "broken.toml").write_text("[train\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(tmp_path / "broken.toml", environ={})
+
+
+def test_cli_rejects_invalid_config_with_exit_2(cli, tmp_path, folder_snapshot):
+    result = cli("data", "fetch", "MSFT", "--source", "sample", env={"FINTRAIN_DATA__MIN_ROWS": "0"})
+    assert result.exit_code == 2
+    assert "data.min_rows" in result.stderr
+    missing = cli("data", "fetch", "MSFT", "--source", "sample", "--config", str(tmp_path / "x.toml"))
+    assert missing.exit_code == 2 and "config file not found" in missing.stderr
+    assert folder_snapshot(cli.data_dir) == {}
+
+
+def test_cli_version_and_help(cli):
+    from fintrain import __version__
+
+    assert cli("--version").stdout.strip() == f"fintrain {__version__}"
+    for args in (["--help"], ["data", "--help"], ["data", "fetch", "--help"], ["data", "import", "--help"]):
+        result = cli(*args)
+        assert result.exit_code == 0 and "Example" in result.stdout
+
+
+def test_debug_shows_traceback(cli):
+    with pytest.raises(Exception, match="the sample source has no ZZZ"):
+        cli("--debug", "data", "fetch", "ZZZ", "--source", "sample")
