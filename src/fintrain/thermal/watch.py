@@ -1,0 +1,186 @@
+"""``thermal-watch`` as a library: sample on a schedule, keep a history, render it.
+
+``watch()`` yields one ``ThermalStatus`` per interval (the monitor's policy runs too, so the view
+shows what training would do); ``WatchView`` turns the statuses into a Rich renderable for a
+terminal or one plain line per sample otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from fintrain.config import ThermalConfig
+from fintrain.thermal.monitor import ThermalMonitor, ThermalStatus
+from fintrain.thermal.policy import band_of
+from fintrain.thermal.reading import pressure_name
+from fintrain.thermal.sensor import Sensor
+
+BAND_STYLE = {
+    "normal": "green",
+    "acceptable": "yellow",
+    "warning": "dark_orange",
+    "critical": "bold red",
+    "no reading": "magenta",
+}
+ACTION_STYLE = {"run": "green", "pause": "bold dark_orange", "stop": "bold red"}
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def watch(
+    cfg: ThermalConfig,
+    sensor: Sensor,
+    duration_s: float | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[ThermalStatus]:
+    """Sample ``sensor`` every ``cfg.interval_s`` seconds, for ``duration_s`` (None: forever).
+
+    Samples fall at 0, interval, 2 x interval, ... up to and including ``duration_s``. The
+    sensor is closed when the iteration ends, however it ends.
+    """
+    monitor = ThermalMonitor(cfg, sensor, clock=clock)
+    start = clock()
+    k = 0
+    try:
+        while True:
+            yield monitor.sample_once()
+            k += 1
+            due = k * cfg.interval_s
+            if duration_s is not None and due > duration_s + 1e-9:
+                return
+            sleep(max(0.0, start + due - clock()))
+    finally:
+        monitor.stop()
+
+
+def sparkline(values: list[float | None], lo: float, hi: float, cfg: ThermalConfig) -> Text:
+    """One block character per value, its height scaled to [lo, hi], coloured by band."""
+    text = Text()
+    span = max(hi - lo, 1e-9)
+    for value in values:
+        if value is None:
+            text.append(" ")
+            continue
+        level = int((value - lo) / span * (len(SPARK) - 1) + 0.5)
+        text.append(SPARK[min(max(level, 0), len(SPARK) - 1)], style=BAND_STYLE[band_of(value, cfg)])
+    return text
+
+
+class WatchView:
+    """The state of the thermal-watch display: recent history, minimum and maximum.
+
+    Args:
+        cfg: thresholds for the colours.
+        window_s: how much history the sparkline covers (on the readings' clock).
+        width: characters in the sparkline.
+    """
+
+    def __init__(self, cfg: ThermalConfig, window_s: float = 300.0, width: int = 60):
+        self.cfg = cfg
+        self.window_s = window_s
+        self.width = width
+        self.history: deque[tuple[float, float]] = deque()
+        self.min_c: float | None = None
+        self.max_c: float | None = None
+        self.t0: float | None = None
+        self.latest: ThermalStatus | None = None
+
+    def update(self, status: ThermalStatus) -> None:
+        """Add one sample."""
+        self.latest = status
+        if status.t_s is not None and self.t0 is None:
+            self.t0 = status.t_s
+        if status.temp_c is None or status.t_s is None:
+            return
+        self.history.append((status.t_s, status.temp_c))
+        while self.history and self.history[0][0] < status.t_s - self.window_s:
+            self.history.popleft()
+        self.min_c = status.temp_c if self.min_c is None else min(self.min_c, status.temp_c)
+        self.max_c = status.temp_c if self.max_c is None else max(self.max_c, status.temp_c)
+
+    def elapsed_s(self, status: ThermalStatus) -> float:
+        """Seconds since the first sample, on the readings' clock."""
+        if status.t_s is None or self.t0 is None:
+            return 0.0
+        return status.t_s - self.t0
+
+    def line(self, status: ThermalStatus) -> str:
+        """One plain line for a sample (no colours; for logs and pipes)."""
+        parts = [f"{self.elapsed_s(status):8.1f}s"]
+        if status.temp_c is None:
+            parts.append("no reading")
+        else:
+            parts.append(f"{status.temp_c:5.1f} C {status.band}")
+            parts.append(f"smoothed {status.smoothed_c:.1f} {status.trend}")
+            if status.hottest_name is not None and status.hottest_c is not None:
+                parts.append(f"hottest {status.hottest_c:.1f} C {status.hottest_name}")
+        if status.pressure is not None:
+            parts.append(f"pressure {pressure_name(status.pressure)}")
+        parts.append(f"policy {status.action}")
+        if status.action != "run" or status.temp_c is None:
+            parts.append(f"({status.reason})")
+        return "  ".join(parts)
+
+    def _spark_values(self, now: float) -> list[float | None]:
+        """The history averaged into ``width`` time buckets ending at ``now``."""
+        start = now - self.window_s
+        buckets: list[list[float]] = [[] for _ in range(self.width)]
+        for t, v in self.history:
+            i = int((t - start) / self.window_s * self.width)
+            buckets[min(max(i, 0), self.width - 1)].append(v)
+        return [sum(b) / len(b) if b else None for b in buckets]
+
+    def renderable(self) -> RenderableType:
+        """The live view: sensors, deciding value, hottest, band, pressure, sparkline, min/max."""
+        status = self.latest
+        if status is None:
+            return Text("waiting for the first sample...")
+        band_style = BAND_STYLE[status.band]
+        head = Text()
+        if status.temp_c is None:
+            head.append("no reading", style=band_style)
+            head.append(f"  {status.reason}")
+        else:
+            head.append(f"{status.smoothed_c:.1f} C ", style=f"bold {band_style}")
+            head.append(f"{status.band}", style=band_style)
+            head.append(f"  (latest {status.temp_c:.1f} C, {status.trend})")
+        summary = Table.grid(padding=(0, 2))
+        summary.add_column(style="dim")
+        summary.add_column()
+        if status.hottest_c is not None:
+            summary.add_row("hottest", f"{status.hottest_c:.1f} C  {status.hottest_name}")
+        summary.add_row("pressure", pressure_name(status.pressure))
+        low = "-" if self.min_c is None else f"{self.min_c:.1f} C"
+        high = "-" if self.max_c is None else f"{self.max_c:.1f} C"
+        summary.add_row("min / max", f"{low} / {high}")
+        policy = Text(status.action, style=ACTION_STYLE[status.action])
+        if status.action != "run" or status.temp_c is not None:
+            policy.append(f"  {status.reason}", style="default")
+        summary.add_row("policy", policy)
+        if status.dropped:
+            summary.add_row("dropped", f"{status.dropped} faulty values")
+        parts: list[RenderableType] = [head, summary]
+        if self.history and status.t_s is not None:
+            values = [v for _, v in self.history]
+            lo = min(min(values), self.cfg.acceptable_c - 10)
+            hi = max(max(values), self.cfg.warning_c)
+            minutes = self.window_s / 60
+            parts.append(Text(f"last {minutes:g} min  ({lo:.0f}-{hi:.0f} C)", style="dim"))
+            parts.append(sparkline(self._spark_values(status.t_s), lo, hi, self.cfg))
+        if status.sensors:
+            table = Table(show_header=True, header_style="dim", box=None, padding=(0, 2))
+            table.add_column("sensor")
+            table.add_column("C", justify="right")
+            for name, value in sorted(status.sensors.items()):
+                table.add_row(name, Text(f"{value:.1f}", style=BAND_STYLE[band_of(value, self.cfg)]))
+            parts.append(table)
+        title = f"fintrain thermal-watch · {status.source} · {self.elapsed_s(status):.0f} s"
+        return Panel(Group(*parts), title=title, border_style=band_style, expand=False)
