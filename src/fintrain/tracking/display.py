@@ -1,0 +1,110 @@
+"""Formatting shared by the live panel and the plain log: durations, sizes, sparklines."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
+
+# Metric keys in the order a reader expects them (others follow alphabetically).
+METRIC_ORDER = ("auc", "accuracy", "brier", "log_loss", "pos_rate", "mse", "mae", "dir_acc")
+
+
+def sparkline(values: Sequence[float]) -> str:
+    """One block character per value, scaled between the values' minimum and maximum.
+
+    Non-finite values (a diverged loss) are shown as a space.
+    """
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return " " * len(values)
+    low, high = min(finite), max(finite)
+    span = high - low
+    top = len(SPARK_BLOCKS) - 1
+    chars = []
+    for v in values:
+        if not math.isfinite(v):
+            chars.append(" ")
+        elif span <= 0:
+            chars.append(SPARK_BLOCKS[top // 2])  # a flat line sits mid-height
+        else:
+            chars.append(SPARK_BLOCKS[round((v - low) / span * top)])
+    return "".join(chars)
+
+
+def format_duration(seconds: float | None) -> str:
+    """``42s``, ``3m 07s`` or ``1h 02m``; ``--`` when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "--"
+    whole = int(round(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def format_bytes(count: int | None) -> str:
+    """``812 MiB``, ``1.25 GiB``; ``n/a`` when unknown."""
+    if count is None:
+        return "n/a"
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            break
+        value /= 1024
+    if unit == "B":
+        return f"{int(value)} B"
+    digits = 2 if value < 10 else 1 if value < 100 else 0
+    return f"{value:.{digits}f} {unit}"
+
+
+def format_value(value: Any) -> str:
+    """A metric value in four significant decimals, ``nan`` or ``-`` when missing."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool | str):
+        return str(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(number):
+        return str(number)
+    if number != 0 and (abs(number) < 1e-3 or abs(number) >= 1e5):
+        return f"{number:.3e}"
+    return f"{number:.4f}"
+
+
+def format_lr(lr: Any) -> str:
+    """A learning rate in scientific notation (they span decades)."""
+    try:
+        return f"{float(lr):.2e}"
+    except (TypeError, ValueError):
+        return "-"
+
+
+def ordered_metrics(metrics: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Metric items with the usual ones first, in the usual order."""
+    rank = {name: i for i, name in enumerate(METRIC_ORDER)}
+    return sorted(metrics.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0]))
+
+
+def val_metrics(record: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """The ``val/<metric>`` items of an epoch record (without ``val/loss``), in the usual order."""
+    found = {k.removeprefix("val/"): v for k, v in record.items() if k.startswith("val/") and k != "val/loss"}
+    return ordered_metrics(found)
+
+
+def temperature_text(temp_c: Any) -> str:
+    """``78.4 C`` or ``-``."""
+    if temp_c is None:
+        return "-"
+    try:
+        return f"{float(temp_c):.1f} C"
+    except (TypeError, ValueError):
+        return "-"

@@ -1,0 +1,92 @@
+"""``metrics.jsonl``: every train, epoch, event and final record as one JSON object per line."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from fintrain.storage import atomic_write_bytes
+
+# Status records arrive several times a second and describe the moment, not the run.
+LOGGED_KINDS = frozenset({"train", "epoch", "event", "final"})
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe copy: NaN and infinities become null, tensors and numpy scalars plain numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    item = getattr(value, "item", None)  # numpy and torch scalars
+    if callable(item):
+        return _plain(item())
+    return str(value)
+
+
+def _step_of(line: bytes) -> int | None:
+    """The ``step`` of one stored line, or None when the line is not a complete record."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    step = record.get("step") if isinstance(record, dict) else None
+    return step if isinstance(step, int) else None
+
+
+class JsonlSink:
+    """Appends records to a JSON-lines file, flushed line by line.
+
+    Each line is one record with its ``step``; NaN and infinite values are written as ``null``
+    so that strict JSON readers (jq, browsers) accept the file. A ``kill -9`` loses at most the
+    line being written. Status records are ignored.
+
+    Args:
+        path: the file, usually ``runs/<name>/metrics.jsonl``; created with its folder.
+        resume_step: when resuming from a checkpoint taken at this step, lines logged after it
+            (the work since the checkpoint, which the resumed run repeats) are removed first,
+            so that the file reads as one uninterrupted run. A torn last line is always removed.
+    """
+
+    def __init__(self, path: Path, resume_step: int | None = None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            self._repair(resume_step)
+        self._file: IO[str] | None = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+
+    def _repair(self, resume_step: int | None) -> None:
+        """Drop a torn last line and, on resume, the lines past the checkpoint's step."""
+        data = self.path.read_bytes()
+        lines = data.splitlines(keepends=True)
+        keep = [
+            line
+            for line in lines
+            if line.endswith(b"\n")
+            and (resume_step is None or (step := _step_of(line)) is None or step <= resume_step)
+        ]
+        if len(keep) != len(lines):
+            atomic_write_bytes(self.path, b"".join(keep))
+
+    def log(self, record: Mapping[str, Any], step: int) -> None:
+        """Write one line for a train, epoch, event or final record."""
+        if record.get("kind") not in LOGGED_KINDS or self._file is None:
+            return
+        document = {"kind": record["kind"], "step": step}
+        document.update(_plain(record))
+        self._file.write(json.dumps(document, allow_nan=False) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -1,0 +1,309 @@
+"""The live Rich panel shown while a run trains in a terminal.
+
+``log()`` runs on the training thread and only stores values under a lock; Rich's own refresh
+thread calls :meth:`LivePanel.render` a few times a second. So drawing the panel never costs the
+loop more than a dict update and a lock.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from fintrain.tracking.display import (
+    format_bytes,
+    format_duration,
+    format_lr,
+    format_value,
+    ordered_metrics,
+    sparkline,
+    temperature_text,
+    val_metrics,
+)
+from fintrain.tracking.sink import RunInfo
+
+# The colours of the thermal bands (the policy's names).
+BAND_STYLES = {
+    "normal": "green",
+    "acceptable": "yellow",
+    "warning": "dark_orange",
+    "critical": "bold red",
+}
+
+EVENT_STYLES = {
+    "best": "green",
+    "checkpoint": "dim",
+    "resumed": "cyan",
+    "thermal_pause": "dark_orange",
+    "thermal_resume": "green",
+    "thermal_stop": "bold red",
+    "interrupted": "bold red",
+    "early_stop": "yellow",
+}
+
+BAR_WIDTH = 30
+
+
+def _bar(completed: float, total: float, width: int = BAR_WIDTH) -> Text:
+    """A text progress bar: filled part in the accent colour, the rest dim."""
+    fraction = 0.0 if total <= 0 else max(0.0, min(1.0, completed / total))
+    filled = round(fraction * width)
+    bar = Text()
+    bar.append("━" * filled, style="magenta")
+    bar.append("━" * (width - filled), style="grey23")
+    return bar
+
+
+class LivePanel:
+    """A Rich ``Live`` panel fed by the training loop's records.
+
+    Shows the run facts, epoch and step progress with an ETA, the learning rate, training and
+    validation loss with a sparkline of recent training loss, the best validation metric,
+    samples/s, the SoC temperature (now and maximum, coloured by band) and thermal state, the
+    device memory in use, the last few events and, at the end, the test metrics beside the
+    baselines.
+
+    Use it as a context manager or call :meth:`start` and :meth:`close`. Records logged before
+    ``start`` are kept and shown once it starts.
+
+    Args:
+        info: the run's static facts.
+        console: where to draw; a new stderr console when None.
+        refresh_per_second: how often Rich redraws (on its own thread).
+        history: how many recent training losses the sparkline shows.
+        max_events: how many recent events are listed.
+    """
+
+    def __init__(
+        self,
+        info: RunInfo,
+        console: Console | None = None,
+        refresh_per_second: float = 4,
+        history: int = 40,
+        max_events: int = 5,
+    ):
+        self.info = info
+        self.console = console if console is not None else Console(stderr=True)
+        self.refresh_per_second = refresh_per_second
+        self._lock = threading.Lock()
+        self._train: dict[str, Any] = {}
+        self._epoch: dict[str, Any] = {}
+        self._status: dict[str, Any] = {}
+        self._final: dict[str, Any] | None = None
+        self._losses: deque[float] = deque(maxlen=history)
+        self._events: deque[tuple[int, str, str]] = deque(maxlen=max_events)
+        self._first_train: tuple[int, float] | None = None
+        self._step = info.start_step
+        self._live: Live | None = None
+
+    # -- the loop's side: store and return ---------------------------------------------------
+
+    def log(self, record: Mapping[str, Any], step: int) -> None:
+        """Store a record's values for the next redraw."""
+        kind = record.get("kind")
+        with self._lock:
+            self._step = max(self._step, step)
+            if kind == "status":
+                self._status = dict(record)
+            elif kind == "train":
+                self._train = dict(record)
+                loss = record.get("train/loss")
+                if loss is not None:
+                    self._losses.append(float(loss))
+                if self._first_train is None:
+                    self._first_train = (step, float(record.get("time_s") or 0.0))
+            elif kind == "epoch":
+                self._epoch = dict(record)
+            elif kind == "event":
+                self._events.append((step, str(record.get("event", "")), str(record.get("message", ""))))
+            elif kind == "final":
+                self._final = dict(record)
+
+    # -- Rich's side: draw from a snapshot ---------------------------------------------------
+
+    def start(self) -> LivePanel:
+        """Show the panel and start redrawing it."""
+        if self._live is None:
+            self._live = Live(
+                get_renderable=self.render,
+                console=self.console,
+                refresh_per_second=self.refresh_per_second,
+                transient=False,
+                # With the panel on stderr, stdout stays for a --json document.
+                redirect_stdout=self.console.file is not sys.stderr,
+            )
+            self._live.start()
+        return self
+
+    def close(self) -> None:
+        """Draw the final state once more and stop redrawing (the panel stays on screen)."""
+        if self._live is not None:
+            live, self._live = self._live, None
+            live.stop()
+
+    def __enter__(self) -> LivePanel:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "train": dict(self._train),
+                "epoch": dict(self._epoch),
+                "status": dict(self._status),
+                "final": dict(self._final) if self._final is not None else None,
+                "losses": list(self._losses),
+                "events": list(self._events),
+                "first_train": self._first_train,
+                "step": self._step,
+            }
+
+    def render(self) -> RenderableType:
+        """The panel for the values stored so far."""
+        snap = self._snapshot()
+        info = self.info
+        train, epoch, status = snap["train"], snap["epoch"], snap["status"]
+        step = snap["step"]
+
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column()
+
+        facts = Text()
+        facts.append(f"device {info.device}", style="bold")
+        facts.append(f"  ticker {info.ticker}  tier {info.tier}  budget {info.budget}  ")
+        facts.append(f"params {info.params:,}  task {info.task}")
+        grid.add_row("run", facts)
+
+        current_epoch = train.get("epoch") or epoch.get("epoch")
+        epoch_text = _bar(int(epoch.get("epoch") or 0), info.epochs)
+        epoch_text.append(f"  {current_epoch or '-'}/{info.epochs}")
+        grid.add_row("epoch", epoch_text)
+
+        total = info.total_steps
+        step_text = _bar(step, total)
+        percent = 100.0 * step / total if total else 0.0
+        step_text.append(f"  {step:,}/{total:,}  {percent:.0f}%  ETA {format_duration(self._eta(snap, total))}")
+        grid.add_row("step", step_text)
+
+        speed = Text(format_lr(train.get("lr")) if train else "-")
+        throughput = train.get("throughput")
+        speed.append("   samples/s ", style="dim")
+        speed.append(f"{float(throughput):,.0f}" if throughput is not None else "-")
+        grid.add_row("lr", speed)
+
+        loss = Text()
+        loss.append("train ", style="dim")
+        loss.append(format_value(train.get("train/loss")) if train else "-")
+        loss.append(f" {sparkline(snap['losses'])}", style="cyan")
+        loss.append("   val ", style="dim")
+        loss.append(format_value(epoch.get("val/loss")) if epoch else "-")
+        grid.add_row("loss", loss)
+
+        primary = info.primary_metric
+        best = epoch.get(f"best/{primary}")
+        best_text = Text()
+        best_text.append(f"val {primary} ", style="dim")
+        best_text.append(format_value(best) if best is not None else "-", style="bold green")
+        if epoch.get("best_epoch") is not None:
+            best_text.append(f" (epoch {epoch['best_epoch']})", style="dim")
+        grid.add_row("best", best_text)
+
+        metrics = val_metrics(epoch)
+        if metrics:
+            grid.add_row("val", "  ".join(f"{name} {format_value(value)}" for name, value in metrics))
+
+        grid.add_row("SoC", self._temperature(status))
+        grid.add_row("thermal", self._thermal_state(status))
+        grid.add_row("memory", format_bytes(status.get("memory_bytes")) if status else "-")
+
+        if snap["events"]:
+            events = Text()
+            for i, (at, name, message) in enumerate(snap["events"]):
+                if i:
+                    events.append("\n")
+                events.append(f"{at:>7,}  ", style="dim")
+                events.append(name, style=EVENT_STYLES.get(name, ""))
+                if message:
+                    events.append(f"  {message}")
+            grid.add_row("events", events)
+
+        final = snap["final"]
+        if final is not None:
+            test = final.get("test") or {}
+            grid.add_row(
+                "test",
+                Text("  ".join(f"{k} {format_value(v)}" for k, v in ordered_metrics(test)), style="bold"),
+            )
+            baselines = final.get("baselines") or {}
+            if baselines:
+                grid.add_row(
+                    "baselines",
+                    "  ".join(f"{name} {primary} {format_value(m.get(primary))}" for name, m in baselines.items()),
+                )
+
+        title = Text(f"fintrain train · {info.run_name}", style="bold")
+        return Panel(Group(grid), title=title, title_align="left", border_style="blue", expand=False)
+
+    def _eta(self, snap: Mapping[str, Any], total: int) -> float | None:
+        """Seconds to the last step at the rate seen since the first training record."""
+        train = snap["train"]
+        if not train or snap["first_train"] is None:
+            return None
+        step, time_s = int(train.get("step", snap["step"])), float(train.get("time_s") or 0.0)
+        first_step, first_time = snap["first_train"]
+        if step > first_step and time_s > first_time:
+            rate = (step - first_step) / (time_s - first_time)
+        elif time_s > 0 and step > self.info.start_step:
+            rate = (step - self.info.start_step) / time_s
+        else:
+            return None
+        return max(0, total - snap["step"]) / rate
+
+    @staticmethod
+    def _temperature(status: Mapping[str, Any]) -> Text:
+        """The SoC temperature now and its maximum, coloured by band, or why there is none."""
+        if not status:
+            return Text("-", style="dim")
+        band = status.get("thermal/band")
+        temp_c = status.get("thermal/temp_c")
+        if band == "off":
+            return Text("monitor off", style="dim")
+        if temp_c is None:
+            return Text("no sensor", style="dim")
+        style = BAND_STYLES.get(str(band), "")
+        text = Text()
+        text.append(temperature_text(temp_c), style=style)
+        text.append(f" {band}", style=style)
+        if status.get("thermal/temp_max_c") is not None:
+            text.append("   max ", style="dim")
+            text.append(temperature_text(status["thermal/temp_max_c"]), style=style)
+        if status.get("thermal/hottest_c") is not None:
+            text.append("   hottest sensor ", style="dim")
+            text.append(temperature_text(status["thermal/hottest_c"]))
+        return text
+
+    @staticmethod
+    def _thermal_state(status: Mapping[str, Any]) -> Text:
+        """``running``, or ``paused 42 s, 91 C, falling``."""
+        if not status:
+            return Text("starting", style="dim")
+        if status.get("state") != "paused":
+            return Text(str(status.get("state", "running")), style="green")
+        parts = [f"paused {float(status.get('paused_s') or 0.0):.0f} s"]
+        if status.get("thermal/temp_c") is not None:
+            parts.append(f"{float(status['thermal/temp_c']):.0f} C")
+        if status.get("thermal/trend"):
+            parts.append(str(status["thermal/trend"]))
+        return Text(", ".join(parts), style="bold dark_orange")

@@ -1,0 +1,124 @@
+"""Plain progress lines for logs, pipes and ``--no-live``: no escape codes, no redrawing."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping
+from typing import IO, Any
+
+from fintrain.tracking.display import (
+    format_bytes,
+    format_duration,
+    format_lr,
+    format_value,
+    ordered_metrics,
+    temperature_text,
+    val_metrics,
+)
+from fintrain.tracking.sink import RunInfo
+
+# Control characters (escape sequences included) that a message might carry into a log file.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _clean(text: str) -> str:
+    """One line of printable text."""
+    return _CONTROL.sub("", text.replace("\n", " "))
+
+
+class PlainLog:
+    """One line per epoch and per event, plus a header with the run facts and a final line.
+
+    Train and status records only update the figures the next epoch line shows (samples/s,
+    learning rate, temperature, memory); they print nothing.
+
+    Args:
+        info: the run's static facts; the header line is written at once.
+        stream: where the lines go (standard error by default).
+    """
+
+    def __init__(self, info: RunInfo, stream: IO[str] | None = None):
+        self.info = info
+        self.stream = stream if stream is not None else sys.stderr
+        self._train: dict[str, Any] = {}
+        self._status: dict[str, Any] = {}
+        self._closed = False
+        resumed = f", resuming at step {info.start_step:,}" if info.start_step else ""
+        max_steps = f", max {info.max_steps:,} steps" if info.max_steps is not None else ""
+        self._write(
+            f"run {info.run_name}: {info.ticker} tier {info.tier}, budget {info.budget} "
+            f"({info.params:,} params), task {info.task}, device {info.device}, "
+            f"{info.epochs} epochs x {info.steps_per_epoch:,} steps{max_steps}{resumed}; "
+            f"folder {info.run_dir}"
+        )
+
+    def _write(self, line: str) -> None:
+        if self._closed:
+            return
+        self.stream.write(_clean(line) + "\n")
+        self.stream.flush()
+
+    def log(self, record: Mapping[str, Any], step: int) -> None:
+        """Write a line for an epoch, event or final record; remember the rest."""
+        kind = record.get("kind")
+        if kind == "train":
+            self._train = dict(record)
+        elif kind == "status":
+            self._status = dict(record)
+        elif kind == "epoch":
+            self._write(self._epoch_line(record, step))
+        elif kind == "event":
+            message = record.get("message") or ""
+            epoch = record.get("epoch")
+            where = f"epoch {epoch} step {step:,}" if epoch is not None else f"step {step:,}"
+            self._write(f"{where}: {record.get('event', 'event')}" + (f": {message}" if message else ""))
+        elif kind == "final":
+            self._write(self._final_line(record, step))
+
+    def _epoch_line(self, record: Mapping[str, Any], step: int) -> str:
+        info = self.info
+        parts = [
+            f"epoch {record.get('epoch', '-')}/{info.epochs}",
+            f"step {step:,}/{info.total_steps:,}",
+            f"train loss {format_value(record.get('train/loss'))}",
+            f"val loss {format_value(record.get('val/loss'))}",
+        ]
+        parts += [f"{name} {format_value(value)}" for name, value in val_metrics(record)]
+        primary = info.primary_metric
+        best = record.get(f"best/{primary}")
+        if best is not None:
+            parts.append(f"best {primary} {format_value(best)} (epoch {record.get('best_epoch', '-')})")
+        if self._train:
+            parts.append(f"lr {format_lr(self._train.get('lr'))}")
+            if self._train.get("throughput") is not None:
+                parts.append(f"{float(self._train['throughput']):,.0f} samples/s")
+        if self._status:
+            temp = self._status.get("thermal/temp_c")
+            if temp is not None:
+                parts.append(f"SoC {temperature_text(temp)} ({self._status.get('thermal/band', '?')})")
+            if self._status.get("memory_bytes") is not None:
+                parts.append(f"memory {format_bytes(self._status['memory_bytes'])}")
+        if record.get("time_s") is not None:
+            parts.append(f"{format_duration(float(record['time_s']))} elapsed")
+        return "  ".join(parts)
+
+    def _final_line(self, record: Mapping[str, Any], step: int) -> str:
+        primary = self.info.primary_metric
+        test = record.get("test") or {}
+        line = (
+            f"done: {record.get('steps', step):,} steps, best epoch {record.get('best_epoch', '-')}; test "
+            + ", ".join(f"{k} {format_value(v)}" for k, v in ordered_metrics(test))
+        )
+        baselines = record.get("baselines") or {}
+        if baselines:
+            line += "; baselines " + ", ".join(
+                f"{name} {primary} {format_value(m.get(primary))}" for name, m in baselines.items()
+            )
+        return line
+
+    def close(self) -> None:
+        """Flush; the stream itself belongs to the caller."""
+        if not self._closed:
+            self.stream.flush()
+            self._closed = True
