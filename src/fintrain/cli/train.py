@@ -1,0 +1,168 @@
+"""``fintrain train``: fetch, build features, train PatchTST, report test metrics beside baselines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+from fintrain.cli.common import err_console, out_console, print_json, run_config, workspace
+from fintrain.errors import ConfigError
+
+
+def _batch_size(value: Optional[str]) -> int | str | None:
+    if value is None or value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is neither a positive integer nor 'auto'", param_hint="--batch-size")
+
+
+def _notify(message: str) -> None:
+    err_console.print(message, style="dim", highlight=False, soft_wrap=True)
+
+
+def render_summary(summary: dict[str, Any]) -> Table:
+    """Test metrics of the model beside each baseline, one row per predictor."""
+    metrics = list(summary["test"].keys())
+    table = Table(title=f"test metrics ({summary['windows']['test']:,} windows)")
+    table.add_column("predictor", no_wrap=True)
+    for m in metrics:
+        table.add_column(m, justify="right")
+    table.add_row(f"PatchTST {summary['budget']}", *(f"{summary['test'][m]:.4f}" for m in metrics), style="bold")
+    for name, values in summary["baselines"].items():
+        table.add_row(name, *(f"{values.get(m, float('nan')):.4f}" for m in metrics))
+    return table
+
+
+def train(
+    ctx: typer.Context,
+    config: Annotated[Optional[Path], typer.Option(help="TOML file holding a run configuration.")] = None,
+    ticker: Annotated[Optional[str], typer.Option(help="Ticker to train on [default: SPY].")] = None,
+    source: Annotated[Optional[str], typer.Option(help="Where to fetch missing data: yahoo or sample.")] = None,
+    tier: Annotated[Optional[str], typer.Option(help="Feature tier [default: a20].")] = None,
+    budget: Annotated[Optional[str], typer.Option(help="Parameter budget: 2m, 20m, 200m [default: 2m].")] = None,
+    task: Annotated[Optional[str], typer.Option(help="threshold, direction or return [default: threshold].")] = None,
+    horizon: Annotated[Optional[int], typer.Option(help="Days ahead the label looks [default: 1].")] = None,
+    threshold: Annotated[Optional[float], typer.Option(help="tau of the threshold task [default: 0.01].")] = None,
+    context_len: Annotated[Optional[int], typer.Option(help="Rows in one input window [default: 60].")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs [default: 20].")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many optimizer steps.")] = None,
+    batch_size: Annotated[Optional[str], typer.Option(help="Samples per step, or auto (probe-batch's cached pick).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate [default: 3e-4].")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed [default: 0].")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, mps, cuda or cpu [default: auto].")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="fp32 or bf16 (autocast) [default: fp32].")] = None,
+    run_name: Annotated[Optional[str], typer.Option(help="Run folder name [default: time-ticker-tier-budget].")] = None,
+    checkpoint_every: Annotated[Optional[int], typer.Option(help="Save last.pt every N steps (and at each epoch end).")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this folder from its last.pt.")] = None,
+    no_live: Annotated[bool, typer.Option("--no-live", help="Plain lines instead of the live panel.")] = False,
+    thermal_source: Annotated[Optional[str], typer.Option(help="auto, none, macos, linux, nvidia, command:CMD, replay:PATH?speed=N.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate, build the model, print the plan; do not train.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print the summary (or the --dry-run plan) as JSON on stdout.")] = False,
+) -> None:
+    """Train PatchTST on one ticker's features and report test metrics beside baselines.
+
+    Fetches the ticker when no raw data is present and builds the tier's features when they
+    are missing or stale. Ctrl-C saves a checkpoint (exit 130); a thermal critical saves one
+    and exits 3; continue either with --resume.
+
+    Example: fintrain train --tier a20 --budget 2m --max-steps 200
+    """
+    ws = workspace(ctx)
+    # Imported here so that other commands start without loading torch.
+    from fintrain.train import run as run_lib
+    from fintrain.train.loop import TrainingStopped
+
+    live = not no_live and not json_ and err_console.is_terminal
+    try:
+        if resume is not None:
+            given = {
+                "--config": config, "--ticker": ticker, "--source": source, "--tier": tier,
+                "--budget": budget, "--task": task, "--horizon": horizon, "--threshold": threshold,
+                "--context-len": context_len, "--batch-size": batch_size, "--lr": lr, "--seed": seed,
+                "--precision": precision, "--run-name": run_name,
+            }
+            refused = [name for name, value in given.items() if value is not None] + (["--dry-run"] if dry_run else [])
+            if refused:
+                raise ConfigError(
+                    f"{', '.join(refused)} cannot be used with --resume (the run keeps its configuration); "
+                    "allowed: --thermal-source, --no-live, --device, --max-steps, --epochs, --checkpoint-every"
+                )
+            overrides = {"thermal.source": thermal_source, "train.device": device, "train.max_steps": max_steps,
+                         "train.epochs": epochs, "train.checkpoint_every": checkpoint_every}
+            outcome = run_lib.resume_run(
+                resume, ws.data_dir, {k: v for k, v in overrides.items() if v is not None},
+                live=live, console=err_console, notify=_notify,
+            )
+            run_dir = outcome.run_dir
+            if outcome.already_finished:
+                err_console.print(f"{run_dir} has already finished; nothing to resume "
+                                  "(give --epochs or --max-steps to extend it)")
+                if json_:
+                    print_json(outcome.summary)
+                return
+        else:
+            cfg = run_config(
+                config,
+                {
+                    "data": {"ticker": ticker, "source": source},
+                    "features": {"tier": tier},
+                    "model": {"budget": budget},
+                    "target": {"task": task, "horizon": horizon, "threshold": threshold},
+                    "split": {"context_len": context_len},
+                    "train": {"epochs": epochs, "max_steps": max_steps, "batch_size": _batch_size(batch_size),
+                              "lr": lr, "seed": seed, "device": device, "precision": precision,
+                              "checkpoint_every": checkpoint_every},
+                    "thermal": {"source": thermal_source},
+                },
+            )
+            run_lib.check_names(cfg)
+            if dry_run:
+                plan = run_lib.plan_run(cfg, ws.data_dir, notify=_notify)
+                report = plan.describe()
+                if json_:
+                    print_json(report)
+                else:
+                    _print_plan(report)
+                return
+            name = run_name or run_lib.default_run_name(cfg)
+            run_dir = ws.runs_dir / name
+            outcome = run_lib.start_run(cfg, ws.data_dir, ws.runs_dir, run_name=name, live=live,
+                                        console=err_console, notify=_notify)
+    except TrainingStopped as stop:
+        where = resume if resume is not None else run_dir
+        err_console.print(f"[bold red]stopped:[/] {stop}", highlight=False, soft_wrap=True)
+        err_console.print(f"resume with: fintrain train --resume {where}", highlight=False, soft_wrap=True)
+        raise typer.Exit(stop.exit_code) from None
+    summary = outcome.summary
+    if json_:
+        print_json(summary)
+        return
+    out_console.print(render_summary(summary))
+    out_console.print(
+        f"run: {outcome.run_dir}  ({summary['steps']} steps, best epoch {summary['best_epoch'] + 1}, "
+        f"{summary['params']:,} parameters, {summary['device']})",
+        highlight=False, soft_wrap=True,
+    )
+
+
+def _print_plan(report: dict[str, Any]) -> None:
+    data = report["data"]
+    w = data["windows"]
+    lines = [
+        f"device       {report['device']}",
+        f"model        PatchTST {report['config']['model']['budget']}: {report['params']:,} parameters "
+        f"(d_model {report['model_config']['d_model']}, {report['model_config']['n_layers']} layers, "
+        f"{report['model_config']['n_heads']} heads)",
+        f"data         {data['ticker']} {data['tier']}: {data['rows']:,} rows {data['first_date']}..{data['last_date']}, "
+        f"{data['n_features']} features",
+        f"windows      train {w['train']:,}, val {w['val']:,}, test {w['test']:,}",
+        f"batch size   {report['batch_size']} ({report['batch_size_origin']})",
+    ]
+    for line in lines:
+        out_console.print(line, highlight=False, soft_wrap=True)
+    out_console.print_json(data=report["config"])

@@ -1,0 +1,386 @@
+"""A training run end to end: data, model, run folder, fit, test metrics beside baselines.
+
+``start_run`` begins a new run folder, ``resume_run`` continues one from ``last.pt``,
+``plan_run`` does everything short of training (``--dry-run``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from fintrain import __version__
+from fintrain.config import ModelConfig, RunConfig, validate_config
+from fintrain.errors import CheckpointError, ConfigError, ThermalError
+from fintrain.model import PatchTST, budget_config, count_parameters
+from fintrain.storage import atomic_write_json, utc_now
+from fintrain.train.checkpoint import BEST, CHECKPOINT_DIR, LAST, load_checkpoint
+from fintrain.train.device import device_label, manual_seed_all, resolve_device
+from fintrain.train.loop import (
+    Checkpointer,
+    FitState,
+    evaluate,
+    fit,
+    loss_function,
+    resolve_pos_weight,
+)
+from fintrain.train.metrics import baselines, primary_metric
+from fintrain.train.prepare import Prepared, prepare_data
+
+log = logging.getLogger(__name__)
+
+# What `--resume` may change: where and how long it runs, never what it learns from.
+RESUME_OVERRIDABLE = ("thermal.source", "train.device", "train.max_steps", "train.epochs", "train.checkpoint_every")
+
+
+@dataclass
+class Plan:
+    """A run ready to train: resolved device, data, model and batch size."""
+
+    cfg: RunConfig
+    device: torch.device
+    prepared: Prepared
+    model: torch.nn.Module
+    model_cfg: ModelConfig
+    batch_size: int
+    batch_size_origin: str
+
+    @property
+    def params(self) -> int:
+        """Trainable parameters."""
+        return count_parameters(self.model)
+
+    def describe(self) -> dict[str, Any]:
+        """The resolved configuration, parameter count and data sizes (``--dry-run``)."""
+        splits = self.prepared.splits
+        frame = self.prepared.frame
+        return {
+            "config": self.cfg.model_dump(mode="json"),
+            "model_config": self.model_cfg.model_dump(mode="json"),
+            "params": self.params,
+            "device": device_label(self.device),
+            "batch_size": self.batch_size,
+            "batch_size_origin": self.batch_size_origin,
+            "data": {
+                "ticker": self.cfg.data.ticker,
+                "tier": self.cfg.features.tier,
+                "rows": frame.height,
+                "first_date": frame["date"][0].isoformat(),
+                "last_date": frame["date"][-1].isoformat(),
+                "n_features": self.prepared.n_features,
+                "windows": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
+                "md5": self.prepared.data_md5(),
+            },
+        }
+
+
+@dataclass
+class RunOutcome:
+    """How a run ended."""
+
+    run_dir: Path
+    summary: dict[str, Any] | None
+    already_finished: bool = False
+
+
+def default_run_name(cfg: RunConfig) -> str:
+    """A timestamp plus ticker, tier and budget: ``20261128-103000-SPY-a20-2m``."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{cfg.data.ticker}-{cfg.features.tier}-{cfg.model.budget}"
+
+
+def model_config_for(cfg: RunConfig, n_features: int) -> ModelConfig:
+    """The PatchTST configuration of a run: the budget's preset plus the user's overrides."""
+    return budget_config(
+        cfg.model.budget,
+        n_channels=n_features,
+        context_len=cfg.split.context_len,
+        head="predict",
+        n_outputs=1,
+        compile=cfg.model.compile,
+        **cfg.model.overrides(),
+    )
+
+
+def build_model(model_cfg: ModelConfig, seed: int, device: torch.device) -> torch.nn.Module:
+    """A freshly initialised PatchTST on ``device`` (seeded, float32)."""
+    manual_seed_all(seed)
+    model = PatchTST(model_cfg).to(device=device, dtype=torch.float32)
+    if model_cfg.compile:
+        model.compile()  # in place: state_dict keys stay the same for checkpoints
+    return model
+
+
+def resolve_batch_size(cfg: RunConfig, device: torch.device, model_cfg: ModelConfig, n_train: int) -> tuple[int, str]:
+    """The batch size and where it came from (configured, probe cache, or default)."""
+    if cfg.train.batch_size != "auto":
+        return int(cfg.train.batch_size), "configured"
+    from fintrain.probe import DEFAULT_BATCH_SIZE, lookup_batch_size
+
+    cached = lookup_batch_size(device, model_cfg, n_train)
+    if cached is not None:
+        return cached, "probe-batch cache"
+    return DEFAULT_BATCH_SIZE, "default (run `fintrain probe-batch` to measure this machine)"
+
+
+def check_names(cfg: RunConfig) -> None:
+    """Reject an unknown budget or tier before any data is fetched or built."""
+    from fintrain.features import TIERS
+    from fintrain.model import BUDGETS
+
+    if cfg.model.budget not in BUDGETS:
+        raise ConfigError(f"unknown budget {cfg.model.budget!r}; known budgets: {', '.join(BUDGETS)}")
+    if cfg.features.tier not in TIERS:
+        raise ConfigError(f"unknown tier {cfg.features.tier!r}; known tiers: {', '.join(TIERS)}")
+
+
+def plan_run(cfg: RunConfig, data_dir: Path, notify: Callable[[str], None] = log.info) -> Plan:
+    """Resolve the device, prepare the data and build the model, without training."""
+    check_names(cfg)
+    device = resolve_device(cfg.train.device)
+    prepared = prepare_data(data_dir, cfg, device, notify)
+    model_cfg = model_config_for(cfg, prepared.n_features)
+    model = build_model(model_cfg, cfg.train.seed, device)
+    batch_size, origin = resolve_batch_size(cfg, device, model_cfg, len(prepared.splits.train))
+    return Plan(cfg, device, prepared, model, model_cfg, batch_size, origin)
+
+
+def _open_monitor(cfg: RunConfig, notify: Callable[[str], None]) -> Any:
+    """A started thermal monitor, or None when monitoring is off."""
+    if cfg.thermal.source == "none":
+        return None
+    from fintrain.thermal import ThermalMonitor, open_sensor
+
+    sensor = open_sensor(cfg.thermal.source, cfg.thermal.json_field)
+    monitor = ThermalMonitor(cfg.thermal, sensor)
+    first = monitor.sample_once()
+    if not first.has_reading:
+        if cfg.thermal.require_sensor:
+            monitor.close_sensor()
+            raise ThermalError(
+                f"no temperature reading from thermal source {cfg.thermal.source!r} and "
+                "thermal.require_sensor is set; pick a source with --thermal-source or unset it"
+            )
+        notify(f"warning: no temperature reading ({first.reason}); training without thermal protection")
+    return monitor.start()
+
+
+def _run_info(plan: Plan, run_dir: Path, steps_per_epoch: int, start_step: int) -> Any:
+    from fintrain.tracking import RunInfo
+
+    cfg = plan.cfg
+    return RunInfo(
+        run_name=run_dir.name,
+        run_dir=run_dir,
+        device=device_label(plan.device),
+        ticker=cfg.data.ticker,
+        tier=cfg.features.tier,
+        budget=cfg.model.budget,
+        params=plan.params,
+        task=cfg.target.task,
+        epochs=cfg.train.epochs,
+        steps_per_epoch=steps_per_epoch,
+        max_steps=cfg.train.max_steps,
+        primary_metric=primary_metric(cfg.target.task),
+        start_step=start_step,
+    )
+
+
+def _hparams(plan: Plan) -> dict[str, Any]:
+    cfg = plan.cfg
+    return {
+        "ticker": cfg.data.ticker, "tier": cfg.features.tier, "budget": cfg.model.budget,
+        "task": cfg.target.task, "horizon": cfg.target.horizon, "context_len": cfg.split.context_len,
+        "lr": cfg.train.lr, "batch_size": plan.batch_size, "seed": cfg.train.seed,
+        "params": plan.params, "d_model": plan.model_cfg.d_model, "n_layers": plan.model_cfg.n_layers,
+    }
+
+
+def _execute(
+    plan: Plan,
+    run_dir: Path,
+    *,
+    resume: dict[str, Any] | None,
+    live: bool,
+    console: Console | None,
+    notify: Callable[[str], None],
+    step_hook: Callable[[FitState], None] | None = None,
+) -> dict[str, Any]:
+    """Fit, then evaluate the best checkpoint on the test split and write summary.json."""
+    from fintrain.tracking import make_sinks
+
+    cfg = plan.cfg
+    splits = plan.prepared.splits
+    started = time.monotonic()
+    pos_weight = resolve_pos_weight(cfg.train, cfg.target.task, splits.train.labels)
+    checkpointer = Checkpointer(
+        run_dir / CHECKPOINT_DIR,
+        extra={
+            "config": cfg.model_dump(mode="json"),
+            "model_config": plan.model_cfg.model_dump(mode="json"),
+            "scaler": splits.scaler.state_dict(),
+            "data_md5": plan.prepared.data_md5(),
+            "fintrain_version": __version__,
+        },
+    )
+    steps_per_epoch = len(splits.train.batch_indices(plan.batch_size, shuffle=False, seed=0, epoch=0))
+    start_step = int(resume["step"]) if resume else 0
+    info = _run_info(plan, run_dir, steps_per_epoch, start_step)
+    sink = make_sinks(info, run_dir, _hparams(plan), live=live, console=console)
+    monitor = None
+    try:
+        monitor = _open_monitor(cfg, notify)
+        result = fit(
+            plan.model, splits.train, splits.val, cfg.train, cfg.target.task, sink, checkpointer,
+            batch_size=plan.batch_size, monitor=monitor, resume=resume, pos_weight=pos_weight,
+            step_hook=step_hook,
+        )
+        best = load_checkpoint(run_dir / CHECKPOINT_DIR / BEST)
+        plan.model.load_state_dict(best["model"])
+        loss_fn = loss_function(cfg.target.task, pos_weight)
+        test = evaluate(plan.model, splits.test, plan.batch_size, cfg.target.task, loss_fn, cfg.train.precision)
+        base = baselines(
+            cfg.target.task, splits.train.labels, splits.test.labels,
+            splits.train.last_row_features(), splits.test.last_row_features(),
+        )
+        state = result.state
+        summary = {
+            "run_name": run_dir.name,
+            "status": "finished",
+            "stop_reason": state.stop_reason,
+            "fintrain_version": __version__,
+            "ticker": cfg.data.ticker,
+            "tier": cfg.features.tier,
+            "budget": cfg.model.budget,
+            "task": cfg.target.task,
+            "params": int(plan.params),
+            "device": device_label(plan.device),
+            "batch_size": plan.batch_size,
+            "primary_metric": primary_metric(cfg.target.task),
+            "test": test,
+            "baselines": base,
+            "best_epoch": state.best_epoch,
+            "best_val": {"loss": state.best_val, primary_metric(cfg.target.task): state.best_metric},
+            "epochs_completed": state.epoch,
+            "steps": state.step,
+            "seconds": state.train_seconds,
+            "wall_seconds": time.monotonic() - started,
+            "samples_per_s": state.samples_seen / state.train_seconds if state.train_seconds else None,
+            "temp_max_c": state.temp_max_c,
+            "paused_total_s": state.paused_total_s,
+            "windows": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
+            "data_md5": plan.prepared.data_md5(),
+            "finished_at": utc_now(),
+        }
+        sink.log({"kind": "final", "test": test, "baselines": base, "best_epoch": state.best_epoch,
+                  "steps": state.step}, state.step)
+        atomic_write_json(run_dir / "summary.json", summary)
+        return summary
+    finally:
+        if monitor is not None:
+            monitor.stop()
+        sink.close()
+
+
+def start_run(
+    cfg: RunConfig,
+    data_dir: Path,
+    runs_dir: Path,
+    *,
+    run_name: str | None = None,
+    live: bool = True,
+    console: Console | None = None,
+    notify: Callable[[str], None] = log.info,
+    step_hook: Callable[[FitState], None] | None = None,
+) -> RunOutcome:
+    """Train a new run in ``runs_dir/run_name``; an existing name is refused."""
+    name = run_name or default_run_name(cfg)
+    run_dir = Path(runs_dir) / name
+    if run_dir.exists():
+        raise ConfigError(
+            f"run folder {run_dir} exists; pick another --run-name or continue it with "
+            f"`fintrain train --resume {run_dir}`"
+        )
+    plan = plan_run(cfg, data_dir, notify)
+    # The batch size is stored resolved, so a resume trains exactly the same way.
+    cfg = validate_config(_with(cfg.model_dump(mode="json"), "train.batch_size", plan.batch_size))
+    plan.cfg = cfg
+    (run_dir / CHECKPOINT_DIR).mkdir(parents=True)
+    atomic_write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
+    summary = _execute(plan, run_dir, resume=None, live=live, console=console, notify=notify, step_hook=step_hook)
+    return RunOutcome(run_dir, summary)
+
+
+def _with(data: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    section, key = dotted.split(".")
+    return {**data, section: {**data[section], key: value}}
+
+
+def load_run_config(run_dir: Path, overrides: dict[str, Any]) -> RunConfig:
+    """A run's config.json with the options ``--resume`` allows applied on top."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a fintrain run folder (no config.json)")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for dotted, value in overrides.items():
+        if dotted not in RESUME_OVERRIDABLE:
+            raise ConfigError(f"{dotted} cannot change on --resume; allowed: {', '.join(RESUME_OVERRIDABLE)}")
+        if value is not None:
+            data = _with(data, dotted, value)
+    return validate_config(data, origin=f"run configuration {path}")
+
+
+def resume_run(
+    run_dir: Path,
+    data_dir: Path,
+    overrides: dict[str, Any] | None = None,
+    *,
+    live: bool = True,
+    console: Console | None = None,
+    notify: Callable[[str], None] = log.info,
+    step_hook: Callable[[FitState], None] | None = None,
+) -> RunOutcome:
+    """Continue a run from ``checkpoints/last.pt`` to its configured end."""
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir, overrides or {})
+    last_path = run_dir / CHECKPOINT_DIR / LAST
+    if not last_path.is_file():
+        raise CheckpointError(f"{run_dir} has no {CHECKPOINT_DIR}/{LAST} to resume from; start a new run")
+    checkpoint = load_checkpoint(last_path)
+    state = FitState.from_dict(checkpoint["state"])
+    extended = _extends(cfg, state)
+    if state.done and not extended and (run_dir / "summary.json").is_file():
+        return RunOutcome(run_dir, json.loads((run_dir / "summary.json").read_text()), already_finished=True)
+    if extended:
+        checkpoint["state"] = {**checkpoint["state"], "done": False, "stop_reason": ""}
+    if overrides:
+        atomic_write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
+    plan = plan_run(cfg, data_dir, notify)
+    if plan.prepared.data_md5()["features"] != checkpoint["data_md5"]["features"]:
+        raise CheckpointError(
+            f"the feature file changed since this run's checkpoint (md5 "
+            f"{checkpoint['data_md5']['features'][:12]} then, {plan.prepared.data_md5()['features'][:12]} "
+            "now); resuming would train on different data: start a new run instead"
+        )
+    summary = _execute(plan, run_dir, resume=checkpoint, live=live, console=console, notify=notify, step_hook=step_hook)
+    return RunOutcome(run_dir, summary)
+
+
+def _extends(cfg: RunConfig, state: FitState) -> bool:
+    """True when a finished run was given more epochs or steps than it ran."""
+    if not state.done:
+        return False
+    more_epochs = state.epoch < cfg.train.epochs and not state.stop_reason.startswith("early")
+    more_steps = cfg.train.max_steps is not None and state.step < cfg.train.max_steps
+    if state.stop_reason.startswith("max_steps"):
+        return more_steps
+    return more_epochs
