@@ -225,8 +225,22 @@ class ThermalConfig(Section):
     max_pause_s: float = Field(900.0, gt=0, description="Total pause time before stopping.")
     require_sensor: bool = Field(False, description="Refuse to train without a reading.")
 
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, v: str) -> str:
+        name, sep, arg = v.strip().partition(":")
+        if name.lower() in ("command", "replay") and arg.strip():
+            return v.strip()
+        if not sep and name.lower() in ("auto", "none", "macos", "linux", "nvidia"):
+            return name.lower()
+        raise ValueError(
+            "must be auto, none, macos, linux, nvidia, command:CMD or replay:PATH[?speed=N]"
+        )
+
     @model_validator(mode="after")
     def _ordered(self) -> ThermalConfig:
+        if self.require_sensor and self.source == "none":
+            raise ValueError("require_sensor=true needs a thermal source other than none")
         if not self.acceptable_c < self.warning_c < self.critical_c:
             raise ValueError(
                 f"bands must rise: acceptable_c={self.acceptable_c} < warning_c={self.warning_c} "

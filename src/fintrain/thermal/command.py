@@ -84,6 +84,7 @@ class CommandSensor:
         json_field: dotted field holding the temperature when the command prints JSON.
         stale_s: a streamed value older than this (real seconds) no longer counts.
         first_value_s: how long a read waits for a freshly started command's first value.
+        fresh_wait_s: how long a read waits for a new value before reusing the last one.
         clock: monotonic clock, for timestamps and staleness.
     """
 
@@ -94,6 +95,7 @@ class CommandSensor:
         *,
         stale_s: float = 10.0,
         first_value_s: float = 5.0,
+        fresh_wait_s: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
     ):
         try:
@@ -110,6 +112,7 @@ class CommandSensor:
         self.problem: str | None = None
         self.stale_s = stale_s
         self.first_value_s = first_value_s
+        self.fresh_wait_s = fresh_wait_s
         self._clock = clock
         self._filter = ValueFilter()
         self._proc: subprocess.Popen[str] | None = None
@@ -175,19 +178,17 @@ class CommandSensor:
         """The latest value the command printed, or None (with ``problem`` saying why)."""
         if self._closed:
             return None
-        restarted = False
-        if self._exited():
-            self._start()
-            restarted = True
-        deadline = self._clock() + self.first_value_s
         with self._new_value:
-            if restarted:
+            if self._proc is not None and not self._exited_locked() and self._taken is not None \
+                    and self._latest is self._taken:
+                # Nothing new since the last read: a one-shot command may be about to exit.
+                self._wait(lambda: self._latest is not self._taken, self.fresh_wait_s)
+        if self._exited() and (self._latest is None or self._latest is self._taken):
+            self._start()
+            with self._new_value:
                 # A fresh command: wait for its first value, or for it to end without one.
-                while self._latest is None and not self._exited_locked():
-                    left = deadline - self._clock()
-                    if left <= 0:
-                        break
-                    self._new_value.wait(timeout=min(left, 0.1))
+                self._wait(lambda: self._latest is not None, self.first_value_s)
+        with self._new_value:
             latest = self._latest
         now = self._clock()
         if latest is None or now - latest[1] > self.stale_s:
@@ -197,6 +198,15 @@ class CommandSensor:
         reading = build_reading(now, {self.json_field or "command": latest[0]}, self._filter)
         self.problem = None if reading.has_temperature else "; ".join(reading.dropped)
         return reading
+
+    def _wait(self, done: Callable[[], bool], timeout_s: float) -> None:
+        """With the lock held: wait until ``done()``, the command ends, or the timeout."""
+        deadline = time.monotonic() + timeout_s
+        while not done() and not self._exited_locked():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._new_value.wait(timeout=min(left, 0.05))
 
     def _exited_locked(self) -> bool:
         return self._proc is not None and self._proc.poll() is not None and not (
