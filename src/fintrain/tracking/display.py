@@ -100,6 +100,11 @@ def val_metrics(record: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return ordered_metrics(found)
 
 
+def epoch_label(index: Any) -> str:
+    """The 1-based epoch number people read for a 0-based epoch index, or ``-``."""
+    return str(int(index) + 1) if isinstance(index, int) else "-"
+
+
 def temperature_text(temp_c: Any) -> str:
     """``78.4 C`` or ``-``."""
     if temp_c is None:

@@ -23,6 +23,7 @@ from fintrain.tracking.display import (
     format_bytes,
     format_duration,
     format_lr,
+    epoch_label,
     format_value,
     ordered_metrics,
     sparkline,
@@ -186,14 +187,19 @@ class LivePanel:
         facts.append(f"params {info.params:,}  task {info.task}")
         grid.add_row("run", facts)
 
-        current_epoch = train.get("epoch") or epoch.get("epoch")
-        epoch_text = _bar(int(epoch.get("epoch") or 0), info.epochs)
-        epoch_text.append(f"  {current_epoch or '-'}/{info.epochs}")
+        # Epochs are 0-based indices: the one in progress equals the number completed before it.
+        completed = max(
+            int(train.get("epoch") or 0),
+            int(epoch["epoch"]) + 1 if isinstance(epoch.get("epoch"), int) else 0,
+        )
+        current = train.get("epoch", epoch.get("epoch"))
+        epoch_text = _bar(completed, info.epochs)
+        epoch_text.append(f"  {epoch_label(current)}/{info.epochs}")
         grid.add_row("epoch", epoch_text)
 
         total = info.total_steps
         step_text = _bar(step, total)
-        percent = 100.0 * step / total if total else 0.0
+        percent = min(100.0, 100.0 * step / total) if total else 0.0
         step_text.append(f"  {step:,}/{total:,}  {percent:.0f}%  ETA {format_duration(self._eta(snap, total))}")
         grid.add_row("step", step_text)
 
@@ -217,7 +223,7 @@ class LivePanel:
         best_text.append(f"val {primary} ", style="dim")
         best_text.append(format_value(best) if best is not None else "-", style="bold green")
         if epoch.get("best_epoch") is not None:
-            best_text.append(f" (epoch {epoch['best_epoch']})", style="dim")
+            best_text.append(f" (epoch {epoch_label(epoch['best_epoch'])})", style="dim")
         grid.add_row("best", best_text)
 
         metrics = val_metrics(epoch)
@@ -265,8 +271,9 @@ class LivePanel:
         first_step, first_time = snap["first_train"]
         if step > first_step and time_s > first_time:
             rate = (step - first_step) / (time_s - first_time)
-        elif time_s > 0 and step > self.info.start_step:
-            rate = (step - self.info.start_step) / time_s
+        elif time_s > 0 and self.info.start_step == 0:
+            # A resumed run's time_s includes the earlier session: wait for a second record.
+            rate = step / time_s
         else:
             return None
         return max(0, total - snap["step"]) / rate

@@ -11,6 +11,7 @@ from fintrain.tracking.display import (
     format_bytes,
     format_duration,
     format_lr,
+    epoch_label,
     format_value,
     ordered_metrics,
     temperature_text,
@@ -70,16 +71,14 @@ class PlainLog:
             self._write(self._epoch_line(record, step))
         elif kind == "event":
             message = record.get("message") or ""
-            epoch = record.get("epoch")
-            where = f"epoch {epoch} step {step:,}" if epoch is not None else f"step {step:,}"
-            self._write(f"{where}: {record.get('event', 'event')}" + (f": {message}" if message else ""))
+            self._write(f"step {step:,}: {record.get('event', 'event')}" + (f": {message}" if message else ""))
         elif kind == "final":
             self._write(self._final_line(record, step))
 
     def _epoch_line(self, record: Mapping[str, Any], step: int) -> str:
         info = self.info
         parts = [
-            f"epoch {record.get('epoch', '-')}/{info.epochs}",
+            f"epoch {epoch_label(record.get('epoch'))}/{info.epochs}",
             f"step {step:,}/{info.total_steps:,}",
             f"train loss {format_value(record.get('train/loss'))}",
             f"val loss {format_value(record.get('val/loss'))}",
@@ -88,7 +87,7 @@ class PlainLog:
         primary = info.primary_metric
         best = record.get(f"best/{primary}")
         if best is not None:
-            parts.append(f"best {primary} {format_value(best)} (epoch {record.get('best_epoch', '-')})")
+            parts.append(f"best {primary} {format_value(best)} (epoch {epoch_label(record.get('best_epoch'))})")
         if self._train:
             parts.append(f"lr {format_lr(self._train.get('lr'))}")
             if self._train.get("throughput") is not None:
@@ -107,7 +106,7 @@ class PlainLog:
         primary = self.info.primary_metric
         test = record.get("test") or {}
         line = (
-            f"done: {record.get('steps', step):,} steps, best epoch {record.get('best_epoch', '-')}; test "
+            f"done: {record.get('steps', step):,} steps, best epoch {epoch_label(record.get('best_epoch'))}; test "
             + ", ".join(f"{k} {format_value(v)}" for k, v in ordered_metrics(test))
         )
         baselines = record.get("baselines") or {}

@@ -35,7 +35,8 @@ class MetricSink(Protocol):
     """Where the training loop sends what it measures.
 
     ``log(record, step)`` receives flat dicts whose ``kind`` key says what they are (``step``
-    counts optimizer steps completed; ``epoch`` is the 1-based epoch in progress):
+    counts optimizer steps completed; ``epoch`` and ``best_epoch`` are 0-based indices, shown
+    to people as 1-based):
 
     - ``train``: ``epoch``, ``step``, ``train/loss``, ``lr``, ``throughput`` (samples/s),
       ``thermal/temp_c`` (or None), ``thermal/paused`` (0 or 1), ``time_s`` (seconds since the

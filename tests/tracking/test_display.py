@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from fintrain.tracking.display import epoch_label, format_bytes, format_duration, format_value, sparkline
+
+
+def test_sparkline_shows_a_flat_loss_mid_height_and_a_diverged_one_as_a_gap():
+    assert sparkline([0.5, 0.5, 0.5]) == "▄▄▄"
+    assert sparkline([1.0, math.nan, 0.0]) == "█ ▁"
+    assert sparkline([math.inf]) == " "
+    assert sparkline([]) == ""
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(None, "--"), (-1, "--"), (math.inf, "--"), (0.4, "0s"), (42, "42s"), (187, "3m 07s"), (3720, "1h 02m")],
+)
+def test_durations_read_like_a_clock(seconds, text):
+    assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("count", "text"),
+    [(None, "n/a"), (512, "512 B"), (2048, "2.00 KiB"), (45 * 1024**2, "45.0 MiB"),
+     (812 * 1024**2, "812 MiB"), (3 * 1024**3 // 2, "1.50 GiB"), (2048 * 1024**3, "2048 GiB")],
+)
+def test_memory_sizes_use_binary_units(count, text):
+    assert format_bytes(count) == text
+
+
+def test_values_and_epochs():
+    assert format_value(0.123456) == "0.1235"
+    assert format_value(2.5e-5) == "2.500e-05"
+    assert format_value(None) == "-"
+    assert format_value(math.nan) == "nan"
+    assert epoch_label(0) == "1" and epoch_label(None) == "-"

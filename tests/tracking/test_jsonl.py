@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import torch
+
+from fintrain.tracking import JsonlSink
+
+
+def lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_train_epoch_event_and_final_records_are_one_line_each(tmp_path, rec):
+    path = tmp_path / "run" / "metrics.jsonl"
+    sink = JsonlSink(path)
+    sink.log(rec.train(10, 0.7), 10)
+    sink.log(rec.status(), 10)  # the panel's heartbeat is not part of the record
+    sink.log(rec.epoch(0, 10), 10)
+    sink.log(rec.event("checkpoint", 10, "saved last.pt", path="checkpoints/last.pt"), 10)
+    sink.log(rec.final(), 30)
+    # Flushed line by line: readable before close, as after a kill -9.
+    written = lines(path)
+    sink.close()
+    assert [r["kind"] for r in written] == ["train", "epoch", "event", "final"]
+    assert written[0]["train/loss"] == 0.7 and written[0]["thermal/temp_c"] == 71.5
+    assert written[2]["event"] == "checkpoint" and written[2]["path"] == "checkpoints/last.pt"
+    assert written[3]["step"] == 30 and written[3]["test"]["auc"] == 0.5612
+    assert written[3]["baselines"]["logistic"]["auc"] == 0.5301
+
+
+def test_non_finite_values_become_null_and_tensors_plain_numbers(tmp_path, rec):
+    path = tmp_path / "metrics.jsonl"
+    with_nan = rec.train(20, math.nan) | {"lr": np.float32(1e-4), "throughput": torch.tensor(12.5)}
+    sink = JsonlSink(path)
+    sink.log(with_nan | {"thermal/temp_c": math.inf}, 20)
+    sink.close()
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    (record,) = lines(path)
+    assert record["train/loss"] is None and record["thermal/temp_c"] is None
+    assert record["throughput"] == 12.5 and abs(record["lr"] - 1e-4) < 1e-9
+
+
+def test_reopening_appends(tmp_path, rec):
+    path = tmp_path / "metrics.jsonl"
+    first = JsonlSink(path)
+    first.log(rec.train(10, 0.7), 10)
+    first.close()
+    second = JsonlSink(path)
+    second.log(rec.train(20, 0.6), 20)
+    second.close()
+    assert [r["step"] for r in lines(path)] == [10, 20]
+
+
+def test_resume_drops_the_lines_after_the_checkpoint_and_a_torn_line(tmp_path, rec):
+    path = tmp_path / "metrics.jsonl"
+    crashed = JsonlSink(path)
+    for step in (10, 20, 30, 40):
+        crashed.log(rec.train(step, 0.7), step)
+    crashed.log(rec.event("checkpoint", 20, "saved last.pt"), 20)
+    crashed.close()
+    with open(path, "a") as fh:  # kill -9 in the middle of a write
+        fh.write('{"kind": "train", "step": 5')
+    resumed = JsonlSink(path, resume_step=20)
+    resumed.log(rec.event("resumed", 20, "resumed at step 20"), 20)
+    resumed.log(rec.train(30, 0.65), 30)
+    resumed.close()
+    records = lines(path)  # every line parses
+    assert [(r["kind"], r["step"]) for r in records] == [
+        ("train", 10), ("train", 20), ("event", 20), ("event", 20), ("train", 30),
+    ]
+    assert records[-1]["train/loss"] == 0.65
+
+
+def test_log_after_close_is_ignored(tmp_path, rec):
+    path = tmp_path / "metrics.jsonl"
+    sink = JsonlSink(path)
+    sink.close()
+    sink.log(rec.train(10, 0.7), 10)
+    assert path.read_text() == ""

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import replace
+
+from rich.console import Console
+
+from fintrain.tracking import LivePanel
+from fintrain.tracking.display import SPARK_BLOCKS
+
+
+def text_of(panel: LivePanel, **console_options) -> str:
+    console = Console(record=True, width=100, **console_options)
+    console.print(panel.render())
+    return console.export_text(styles=bool(console_options))
+
+
+def fed(info, rec) -> LivePanel:
+    panel = LivePanel(info)
+    for step, loss in ((5, 0.72), (10, 0.69), (15, 0.66), (20, 0.60)):
+        panel.log(rec.train(step, loss, epoch=(step - 1) // 10), step)
+    panel.log(rec.epoch(0, 10, val_loss=0.613, auc=0.571), 10)
+    panel.log(rec.status(), 20)
+    panel.log(rec.event("best", 10, "new best validation loss 0.61300"), 10)
+    panel.log(rec.event("checkpoint", 20, "saved last.pt at step 20"), 20)
+    return panel
+
+
+def test_panel_shows_run_facts_progress_losses_and_thermal_state(info, rec):
+    text = text_of(fed(info, rec))
+    assert "20261128-a20-2m" in text
+    for fact in ("device cpu", "ticker SPY", "tier a20", "budget 2m", "params 2,013,441"):
+        assert fact in text
+    assert "2/3" in text  # epoch index 1 in progress, shown 1-based
+    assert "20/30" in text and "67%" in text
+    # 15 steps in 7.5 s since the first record: 10 steps left take 5 s.
+    assert "ETA 5s" in text
+    assert "3.00e-04" in text and "samples/s 1,500" in text
+    assert "train 0.6000" in text and "val 0.6130" in text
+    assert "▇" in text or "█" in text  # the sparkline of the four losses
+    assert "val auc 0.5710 (epoch 1)" in text
+    assert "71.5 C acceptable" in text and "max 74.0 C" in text and "hottest sensor 80.2 C" in text
+    assert "running" in text
+    assert "1.50 GiB" in text
+    assert "new best validation loss 0.61300" in text and "saved last.pt at step 20" in text
+
+
+def test_sparkline_follows_the_loss_from_high_to_low(info, rec):
+    panel = LivePanel(info)
+    for step, loss in enumerate((8.0, 6.0, 4.0, 2.0, 1.0), start=1):
+        panel.log(rec.train(step, loss), step)
+    # Scaled between the minimum (lowest block) and the maximum (full block).
+    assert "█▆▄▂▁" in text_of(panel)
+    assert SPARK_BLOCKS[0] == "▁" and SPARK_BLOCKS[-1] == "█"
+
+
+def test_paused_state_says_how_long_how_hot_and_which_way(info, rec):
+    panel = fed(info, rec)
+    panel.log(rec.status(state="paused", paused_s=42.4, thermal__temp_c=91.3, thermal__band="warning",
+                         thermal__trend="falling"), 20)
+    text = text_of(panel)
+    assert "paused 42 s, 91 C, falling" in text
+    assert "91.3 C warning" in text
+
+
+def test_no_sensor_and_monitor_off(info, rec):
+    panel = LivePanel(info)
+    panel.log(rec.status(thermal__temp_c=None, thermal__temp_max_c=None, thermal__hottest_c=None,
+                         thermal__band="no reading", memory_bytes=None), 0)
+    text = text_of(panel)
+    assert "no sensor" in text
+    assert re.search(r"memory +n/a", text)
+    panel.log(rec.status(thermal__temp_c=None, thermal__band="off"), 0)
+    assert "monitor off" in text_of(panel)
+
+
+def test_temperature_is_coloured_by_band(info, rec):
+    colours = {"normal": "\x1b[32m", "acceptable": "\x1b[33m", "warning": "\x1b[38;5;208m", "critical": "\x1b[1;31m"}
+    for band, escape in colours.items():
+        panel = LivePanel(info)
+        panel.log(rec.status(thermal__temp_c=80.0, thermal__band=band), 1)
+        styled = text_of(panel, force_terminal=True, color_system="256")
+        assert f"{escape}80.0 C" in styled, band
+
+
+def test_final_record_shows_test_metrics_beside_baselines(info, rec):
+    panel = fed(info, rec)
+    panel.log(rec.final(), 30)
+    text = text_of(panel)
+    assert "auc 0.5612" in text
+    assert "base_rate auc 0.5000" in text and "logistic auc 0.5301" in text
+
+
+def test_a_resumed_run_starts_at_its_step_without_a_bogus_eta(info, rec):
+    panel = LivePanel(replace(info, start_step=20))
+    panel.log(rec.train(25, 0.5, epoch=2, time_s=10.0), 25)
+    text = text_of(panel)
+    assert "25/30" in text and "ETA --" in text
+
+
+def test_log_only_stores_and_rendering_happens_on_richs_thread(info, rec):
+    console = Console(record=True, width=100, force_terminal=True)
+    panel = LivePanel(info, console=console, refresh_per_second=50)
+    threads: list[str] = []
+    render = panel.render
+
+    def counting_render():
+        threads.append(threading.current_thread().name)
+        return render()
+
+    panel.render = counting_render  # type: ignore[method-assign]
+    for step in range(1, 21):  # before start: nothing is drawn
+        panel.log(rec.train(step, 0.7), step)
+        panel.log(rec.status(), step)
+    assert threads == []
+    caller = threading.current_thread().name
+    with panel:  # start() draws once on the caller's thread, then Rich's thread takes over
+        drawn_at_start = len(threads)
+        for step in range(21, 31):
+            panel.log(rec.train(step, 0.6, epoch=2), step)
+            panel.log(rec.status(), step)
+        threading.Event().wait(0.3)
+        while_logging = threads[drawn_at_start:]
+    assert while_logging, "Rich's refresh thread redraws the panel"
+    assert caller not in while_logging
+    assert "30/30" in console.export_text()
