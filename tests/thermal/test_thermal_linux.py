@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fintrain.thermal import NoSensor, open_sensor
-from fintrain.thermal import sources
+from fintrain.thermal import NoSensor, open_sensor, sources
 from fintrain.thermal.linux import LinuxSensor
 
 

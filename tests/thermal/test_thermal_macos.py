@@ -203,7 +203,8 @@ def bindings(smc=None, hid=None, level=None):
 
 def test_keydata_layout_matches_the_smc_struct():
     assert ctypes.sizeof(KeyData) == 80
-    offsets = {name: getattr(KeyData, name).offset for name in ("key", "key_info", "result", "data8", "data32", "bytes")}
+    fields = ("key", "key_info", "result", "data8", "data32", "bytes")
+    offsets = {name: getattr(KeyData, name).offset for name in fields}
     assert offsets == {"key": 0, "key_info": 28, "result": 40, "data8": 42, "data32": 44, "bytes": 48}
     assert fourcc("TC0P") == 0x54433050 and key_name(0x54433050) == "TC0P"
 

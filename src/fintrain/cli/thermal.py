@@ -37,7 +37,7 @@ def thermal_watch(
 
     A live view on a terminal, one line per sample otherwise; no sensor: says so, exits 0.
 
-    Example: fintrain thermal-watch --source 'replay:examples/thermal/rise_to_92.csv?speed=20' --duration 30 --log rec.csv
+    Example: fintrain thermal-watch --source 'replay:examples/thermal/rise_to_92.csv?speed=20' --log rec.csv
     """
     overrides = {"thermal": {"source": source, "json_field": json_field, "interval_s": interval}}
     cfg = run_config(config, overrides).thermal

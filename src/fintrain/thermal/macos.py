@@ -125,7 +125,9 @@ class MacBindings:
                 "IOServiceOpen": ([u32, u32, u32, ctypes.POINTER(u32)], i32),
                 "IOServiceClose": ([u32], i32),
                 "IOObjectRelease": ([u32], i32),
-                "IOConnectCallStructMethod": ([u32, u32, vp, ctypes.c_size_t, vp, ctypes.POINTER(ctypes.c_size_t)], i32),
+                "IOConnectCallStructMethod": (
+                    [u32, u32, vp, ctypes.c_size_t, vp, ctypes.POINTER(ctypes.c_size_t)], i32
+                ),
                 "IOHIDEventSystemClientCreate": ([vp], vp),
                 "IOHIDEventSystemClientSetMatching": ([vp, vp], i32),
                 "IOHIDEventSystemClientCopyServices": ([vp], vp),
