@@ -15,6 +15,9 @@ TRAIN_SCALARS = ("train/loss", "lr", "throughput", "thermal/temp_c", "thermal/pa
 
 HParamValue = str | int | float | bool
 
+MAX_QUEUE = 1000
+FLUSH_SECS = 10
+
 
 def _number(value: Any) -> float | None:
     """``value`` as a float, or None when it is missing or not a number."""
@@ -53,7 +56,15 @@ class TensorBoardSink:
     ):
         self.log_dir = Path(log_dir)
         self.hparams = {str(k): self._hparam_value(v) for k, v in hparams.items()}
-        self.writer: SummaryWriter | None = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge_step)
+        self.writer: SummaryWriter | None = SummaryWriter(
+            log_dir=str(self.log_dir),
+            purge_step=purge_step,
+            # A deep queue: with the default of 10, an epoch record's dozen scalars make the
+            # training thread wait for the writer thread's disk writes.
+            max_queue=MAX_QUEUE,
+            # What a kill -9 can lose from the event file (metrics.jsonl keeps it line by line).
+            flush_secs=FLUSH_SECS,
+        )
 
     @staticmethod
     def _hparam_value(value: Any) -> HParamValue:
