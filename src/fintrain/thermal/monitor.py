@@ -124,7 +124,7 @@ class ThermalMonitor:
     def sample_once(self) -> ThermalStatus:
         """Read the sensor once, run the policy, store and return the new status."""
         with self._lock:
-            if self.sensor is None:
+            if self.sensor is None or self._closed:
                 return self._status
             problem = None
             try:

@@ -136,7 +136,16 @@ class WatchView:
         for t, v in self.history:
             i = int((t - start) / self.window_s * self.width)
             buckets[min(max(i, 0), self.width - 1)].append(v)
-        return [sum(b) / len(b) if b else None for b in buckets]
+        values = [sum(b) / len(b) if b else None for b in buckets]
+        # Sampling sparser than the buckets leaves holes between samples: hold the last value
+        # across them, so the line only has gaps before the first sample.
+        last = None
+        for i, v in enumerate(values):
+            if v is None:
+                values[i] = last
+            else:
+                last = v
+        return values
 
     def renderable(self) -> RenderableType:
         """The live view: sensors, deciding value, hottest, band, pressure, sparkline, min/max."""
