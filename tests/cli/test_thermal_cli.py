@@ -22,7 +22,7 @@ def trace(tmp_path: Path) -> Path:
 def no_sensors(monkeypatch):
     """A machine without any sensor, whatever this one has."""
     for name in sources.AUTO_ORDER:
-        monkeypatch.setitem(sources.SENSORS, name, lambda a, f, name=name: NoSensor(f"{name}: none here"))
+        monkeypatch.setitem(sources.SENSORS, name, lambda a, f, c, name=name: NoSensor(f"{name}: none here"))
     monkeypatch.setitem(sys.modules, "pynvml", None)
 
 

@@ -103,3 +103,10 @@ def test_writer_output_replays_to_the_same_values(tmp_path):
     assert t.t_s == (0.0, 1.0, 2.5)
     assert t.temp_c == (61.23, None, 75.0)
     assert t.pressure == (None, 1, 2)
+
+
+def test_open_sensor_replays_on_an_injected_clock(trace, clock):
+    sensor = open_sensor(f"replay:{trace}?speed=10", clock=clock)
+    sensor.read()
+    clock.advance(2.0)
+    assert sensor.read().t_s == pytest.approx(20.0)

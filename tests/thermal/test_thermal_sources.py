@@ -53,13 +53,13 @@ def test_auto_picks_the_first_source_with_a_reading(monkeypatch):
     opened = {}
 
     def factory(name, temp):
-        def make(arg, field):
+        def make(arg, field, clock):
             opened[name] = Fixed(name, temp)
             return opened[name]
         return make
 
     monkeypatch.setattr(sources, "AUTO_ORDER", ("macos", "linux", "command"))
-    monkeypatch.setitem(sources.SENSORS, "macos", lambda a, f: NoSensor("macos: not a Mac"))
+    monkeypatch.setitem(sources.SENSORS, "macos", lambda a, f, c: NoSensor("macos: not a Mac"))
     monkeypatch.setitem(sources.SENSORS, "linux", factory("linux", None))
     monkeypatch.setitem(sources.SENSORS, "command", factory("command", 61.0))
     sensor = open_sensor("auto")
@@ -69,8 +69,8 @@ def test_auto_picks_the_first_source_with_a_reading(monkeypatch):
 
 def test_auto_without_any_sensor_says_what_it_tried(monkeypatch):
     monkeypatch.setattr(sources, "AUTO_ORDER", ("macos", "linux"))
-    monkeypatch.setitem(sources.SENSORS, "macos", lambda a, f: NoSensor("macos: not a Mac"))
-    monkeypatch.setitem(sources.SENSORS, "linux", lambda a, f: NoSensor("linux: no files"))
+    monkeypatch.setitem(sources.SENSORS, "macos", lambda a, f, c: NoSensor("macos: not a Mac"))
+    monkeypatch.setitem(sources.SENSORS, "linux", lambda a, f, c: NoSensor("linux: no files"))
     sensor = open_sensor("auto")
     assert isinstance(sensor, NoSensor)
     assert sensor.read() is None

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fintrain.thermal.reading import Reading, ValueFilter, build_reading
+from fintrain.thermal.reading import FROZEN_WHOLE_DEGREES_S, Reading, ValueFilter, build_reading
 
 # hwmon chips that measure the CPU itself.
 CPU_CHIPS = {"coretemp", "k10temp", "zenpower", "cpu_thermal", "cpu-thermal", "soc_thermal", "x86_pkg_temp"}
@@ -78,7 +78,7 @@ class LinuxSensor:
         self.name = "linux"
         self.problem: str | None = None
         self._clock = clock
-        self._filter = ValueFilter()
+        self._filter = ValueFilter(frozen_s=FROZEN_WHOLE_DEGREES_S)
         cpu = [i for i in inputs if i.cpu]
         best = min((i.rank for i in cpu), default=None)
         self.deciding = {i.name for i in cpu if i.rank == best}

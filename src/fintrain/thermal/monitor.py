@@ -158,8 +158,8 @@ class ThermalMonitor:
         has_temp = reading is not None and reading.temp_c is not None
         if not has_temp and not self._warned_no_reading:
             self._warned_no_reading = True
-            logger.warning("no temperature reading (%s); training goes on without thermal protection "
-                           "until a reading comes back", problem)
+            logger.warning("no temperature reading (%s); no thermal protection until a reading "
+                           "comes back", problem)
         elif has_temp and self._warned_no_reading:
             self._warned_no_reading = False
             logger.warning("temperature readings are back: %.1f C", reading.temp_c)

@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import Any
 
 from fintrain.errors import ThermalError
-from fintrain.thermal.reading import Reading, ValueFilter, build_reading
+from fintrain.thermal.reading import FROZEN_WHOLE_DEGREES_S, Reading, ValueFilter, build_reading
 
 
 def load_nvml() -> ModuleType:
@@ -37,7 +37,7 @@ class NvidiaSensor:
     def __init__(self, nvml: ModuleType | Any, clock: Callable[[], float] = time.monotonic):
         self._nvml = nvml
         self._clock = clock
-        self._filter = ValueFilter()
+        self._filter = ValueFilter(frozen_s=FROZEN_WHOLE_DEGREES_S)
         self.name = "nvidia"
         self.problem: str | None = None
         nvml.nvmlInit()

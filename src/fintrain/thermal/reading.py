@@ -19,7 +19,10 @@ logger = logging.getLogger(__name__)
 LOWEST_C = 0.0
 HIGHEST_C = 150.0
 # A value that has not moved for this long is a stuck sensor (live sources only).
-FROZEN_S = 180.0
+FROZEN_S = 300.0
+# Sources that report whole degrees (NVML, most hwmon chips) can sit on one value for minutes
+# on an idle machine, so they get longer before a value counts as stuck.
+FROZEN_WHOLE_DEGREES_S = 600.0
 
 PRESSURE_NAMES = {0: "nominal", 1: "moderate", 2: "heavy", 3: "trapping", 4: "sleeping"}
 PRESSURE_HEAVY = 2

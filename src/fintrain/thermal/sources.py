@@ -10,6 +10,7 @@ on with a warning (or refuses to start, with ``require_sensor``).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from fintrain.thermal.sensor import NoSensor, Sensor
 
 logger = logging.getLogger(__name__)
 
-SensorFactory = Callable[[str, "str | None"], Sensor]
+# (argument, json_field, clock) -> sensor
+SensorFactory = Callable[[str, "str | None", Callable[[], float]], Sensor]
 
 SOURCE_NAMES = ("auto", "none", "macos", "linux", "nvidia", "command", "replay")
 # The sources auto tries, in order. NVIDIA before the CPU sensors: on a box with a GPU the
@@ -32,36 +34,36 @@ AUTO_ORDER = ("macos", "nvidia", "linux")
 SYSFS_ROOT = Path("/")
 
 
-def _macos(arg: str, json_field: str | None) -> Sensor:
+def _macos(arg: str, json_field: str | None, clock: Callable[[], float]) -> Sensor:
     try:
-        return open_macos()
+        return open_macos(clock)
     except MacUnavailable as exc:
         return NoSensor(f"macos: {exc}", name="macos")
 
 
-def _linux(arg: str, json_field: str | None) -> Sensor:
-    sensor = LinuxSensor.open(SYSFS_ROOT)
+def _linux(arg: str, json_field: str | None, clock: Callable[[], float]) -> Sensor:
+    sensor = LinuxSensor.open(SYSFS_ROOT, clock)
     if sensor is None:
         return NoSensor("linux: no temperature files under /sys/class/hwmon or /sys/class/thermal "
                         "(virtual machines often have none)", name="linux")
     return sensor
 
 
-def _nvidia(arg: str, json_field: str | None) -> Sensor:
+def _nvidia(arg: str, json_field: str | None, clock: Callable[[], float]) -> Sensor:
     try:
-        return NvidiaSensor.open()
+        return NvidiaSensor.open(clock)
     except ThermalError:
         raise
     except Exception as exc:  # pynvml.NVMLError: no driver, no GPU
         return NoSensor(f"nvidia: NVML is not usable here ({exc})", name="nvidia")
 
 
-def _command(arg: str, json_field: str | None) -> Sensor:
-    return CommandSensor(arg, json_field)
+def _command(arg: str, json_field: str | None, clock: Callable[[], float]) -> Sensor:
+    return CommandSensor(arg, json_field, clock=clock)
 
 
-def _replay(arg: str, json_field: str | None) -> Sensor:
-    return ReplaySensor.open(arg)
+def _replay(arg: str, json_field: str | None, clock: Callable[[], float]) -> Sensor:
+    return ReplaySensor.open(arg, clock)
 
 
 SENSORS: dict[str, SensorFactory] = {
@@ -90,7 +92,7 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return name, arg.strip()
 
 
-def _auto() -> Sensor:
+def _auto(clock: Callable[[], float]) -> Sensor:
     """The first source that gives a reading on this machine, else a NoSensor saying what was tried."""
     tried = []
     for name in AUTO_ORDER:
@@ -101,7 +103,7 @@ def _auto() -> Sensor:
                 tried.append("nvidia: nvidia-ml-py not installed")
                 continue
         try:
-            sensor = SENSORS[name]("", None)
+            sensor = SENSORS[name]("", None, clock)
         except ThermalError as exc:
             tried.append(str(exc))
             continue
@@ -120,13 +122,17 @@ def _auto() -> Sensor:
     return NoSensor("no temperature sensor available on this machine (" + "; ".join(tried) + ")", name="auto")
 
 
-def open_sensor(spec: str, json_field: str | None = None) -> Sensor | None:
+def open_sensor(
+    spec: str, json_field: str | None = None, *, clock: Callable[[], float] = time.monotonic
+) -> Sensor | None:
     """The sensor a spec names.
 
     Args:
         spec: ``auto``, ``none``, ``macos``, ``linux``, ``nvidia``, ``command:CMD`` or
             ``replay:PATH[?speed=N]``.
         json_field: the dotted JSON field a ``command:`` source reads (e.g. temp.cpu_temp_avg).
+        clock: the monotonic clock readings are stamped with; a replay plays on it, so a test
+            that moves a fake clock gets a deterministic replay.
 
     Returns:
         None for ``none`` (monitoring off); otherwise a sensor. ``auto`` gives the first source
@@ -139,5 +145,5 @@ def open_sensor(spec: str, json_field: str | None = None) -> Sensor | None:
     if name == "none":
         return None
     if name == "auto":
-        return _auto()
-    return SENSORS[name](arg, json_field)
+        return _auto(clock)
+    return SENSORS[name](arg, json_field, clock)
