@@ -238,3 +238,17 @@ def test_invariants_hold_for_any_sequence(temps):
 def test_never_pauses_below_the_warning_band(temps):
     actions, _ = run(Policy(ThermalConfig(dwell_s=0)), temps)
     assert set(actions) == {"run"}
+
+
+def test_pressure_only_source_pauses_on_heavy_and_resumes_when_it_eases():
+    policy = Policy(ThermalConfig(dwell_s=5))
+    state = policy.initial()
+    actions = []
+    for t in range(20):
+        level = 2 if t < 10 else 1
+        state, action = policy.step(state, reading(float(t), None, level), float(t))
+        actions.append(action)
+    assert actions[4] == "run" and actions[5] == "pause"
+    assert actions[9] == "pause" and actions[10] == "run"
+    assert state.pauses == 1
+    assert state.band == "no reading"

@@ -127,9 +127,8 @@ class Policy:
         pressure = reading.pressure if reading is not None else None
 
         # Readings older than the history window, or from the future (a clock that went
-        # back), no longer describe the machine.
-        # The last few samples are kept whatever their age, so that sparse sampling (a replay
-        # at high speed) still shows a trend.
+        # back), no longer describe the machine; but the last few are kept whatever their age,
+        # so that sparse sampling (a replay at high speed) still shows a trend.
         kept = [(t, v) for t, v in state.samples if t <= now]
         samples = [(t, v) for i, (t, v) in enumerate(kept)
                    if t > now - self.history_s or i >= len(kept) - TREND_MIN_SAMPLES + 1]
@@ -182,7 +181,11 @@ class Policy:
                 )
             if self._cooled(smoothed, pressure):
                 done = new.paused_done_s + new.paused_s
-                what = f"{smoothed:.1f} C" if smoothed is not None else f"pressure {pressure_name(pressure)}"
+                what = (
+                    f"{smoothed:.1f} C, at or below resume_c={cfg.resume_c:g}"
+                    if smoothed is not None
+                    else f"no temperature, thermal pressure back to {pressure_name(pressure)}"
+                )
                 resumed = replace(
                     new,
                     action="run",
@@ -190,7 +193,7 @@ class Policy:
                     paused_done_s=done,
                     hot_since=None,
                     seq=state.seq + 1,
-                    reason=f"resumed: {what}, at or below resume {cfg.resume_c:g} C",
+                    reason=f"resumed: {what}",
                 )
                 return resumed, "run"
             return replace(new, reason=self._pause_reason(new, smoothed, pressure)), "pause"
