@@ -4,7 +4,13 @@ import math
 
 import pytest
 
-from fintrain.tracking.display import epoch_label, format_bytes, format_duration, format_value, sparkline
+from fintrain.tracking.display import (
+    epoch_label,
+    format_bytes,
+    format_duration,
+    format_value,
+    sparkline,
+)
 
 
 def test_sparkline_shows_a_flat_loss_mid_height_and_a_diverged_one_as_a_gap():

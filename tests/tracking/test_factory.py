@@ -7,7 +7,13 @@ from dataclasses import replace
 from rich.console import Console
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from fintrain.tracking import JsonlSink, LivePanel, PlainLog, TensorBoardSink, make_sinks
+from fintrain.tracking import (
+    JsonlSink,
+    LivePanel,
+    PlainLog,
+    TensorBoardSink,
+    make_sinks,
+)
 
 
 def kinds(sink):

@@ -5,7 +5,15 @@ from typing import Any
 
 import pytest
 
-from fintrain.tracking import JsonlSink, LivePanel, MetricSink, MultiSink, NullSink, PlainLog, TensorBoardSink
+from fintrain.tracking import (
+    JsonlSink,
+    LivePanel,
+    MetricSink,
+    MultiSink,
+    NullSink,
+    PlainLog,
+    TensorBoardSink,
+)
 
 
 class Recorder:

@@ -77,3 +77,16 @@ def test_resume_hides_points_logged_after_the_checkpoint(tmp_path, rec):
     resumed.log(rec.train(30, 0.55), 30)
     resumed.close()
     assert points(load(log_dir), "train/loss") == [(10, 0.7), (20, 0.6), (30, 0.55)]
+
+
+def test_a_thermal_pause_shows_in_the_paused_scalar_with_its_length(tmp_path, rec):
+    log_dir = tmp_path / "tb"
+    sink = TensorBoardSink(log_dir, HPARAMS)
+    sink.log(rec.train(10, 0.7), 10)
+    sink.log(rec.event("thermal_pause", 12, "paused: 91 C", temp_c=91.0), 12)
+    sink.log(rec.event("thermal_resume", 12, "resumed after 40 s", paused_s=40.0, temp_c=79.0), 12)
+    sink.log(rec.train(20, 0.6), 20)
+    sink.close()
+    acc = load(log_dir)
+    assert points(acc, "thermal/paused") == [(10, 0), (12, 1), (12, 0), (20, 0)]
+    assert points(acc, "thermal/pause_s") == [(12, 40.0)]

@@ -8,7 +8,14 @@ from fintrain.tracking.factory import METRICS_FILE, TENSORBOARD_DIR, make_sinks
 from fintrain.tracking.jsonl import JsonlSink
 from fintrain.tracking.panel import LivePanel
 from fintrain.tracking.plain import PlainLog
-from fintrain.tracking.sink import EVENTS, KINDS, MetricSink, MultiSink, NullSink, RunInfo
+from fintrain.tracking.sink import (
+    EVENTS,
+    KINDS,
+    MetricSink,
+    MultiSink,
+    NullSink,
+    RunInfo,
+)
 from fintrain.tracking.tensorboard_log import TensorBoardSink
 
 __all__ = [

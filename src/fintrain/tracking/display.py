@@ -38,7 +38,7 @@ def format_duration(seconds: float | None) -> str:
     """``42s``, ``3m 07s`` or ``1h 02m``; ``--`` when unknown."""
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
         return "--"
-    whole = int(round(seconds))
+    whole = round(seconds)
     if whole < 60:
         return f"{whole}s"
     minutes, secs = divmod(whole, 60)

@@ -11,7 +11,7 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -20,10 +20,10 @@ from rich.table import Table
 from rich.text import Text
 
 from fintrain.tracking.display import (
+    epoch_label,
     format_bytes,
     format_duration,
     format_lr,
-    epoch_label,
     format_value,
     ordered_metrics,
     sparkline,
@@ -131,7 +131,7 @@ class LivePanel:
 
     # -- Rich's side: draw from a snapshot ---------------------------------------------------
 
-    def start(self) -> LivePanel:
+    def start(self) -> Self:
         """Show the panel and start redrawing it."""
         if self._live is None:
             self._live = Live(
@@ -151,7 +151,7 @@ class LivePanel:
             live, self._live = self._live, None
             live.stop()
 
-    def __enter__(self) -> LivePanel:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

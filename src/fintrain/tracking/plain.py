@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from typing import IO, Any
 
 from fintrain.tracking.display import (
+    epoch_label,
     format_bytes,
     format_duration,
     format_lr,
-    epoch_label,
     format_value,
     ordered_metrics,
     temperature_text,

@@ -35,7 +35,8 @@ class TensorBoardSink:
     Train records give ``train/loss``, ``lr``, ``throughput``, ``thermal/temp_c`` (when there is
     a reading) and ``thermal/paused``; epoch records give ``val/loss``, every ``val/<metric>``,
     ``best/<metric>`` and the epoch's mean training loss as ``train/epoch_loss`` (a separate tag,
-    because the last step of an epoch already has a ``train/loss`` point). The final record
+    because the last step of an epoch already has a ``train/loss`` point). A thermal pause sets
+    ``thermal/paused`` to 1 at its step and its resume writes ``thermal/pause_s``. The final record
     writes the hyperparameters together with ``hparam/test_<metric>`` into this run's own event
     file, so the HParams tab lists the run under its own name (``SummaryWriter.add_hparams``
     would put them in a new sub-folder that shows up as a second run), and the baselines as
@@ -93,6 +94,14 @@ class TensorBoardSink:
                     writer.add_scalar(tag, value, step)
                 elif tag == "train/loss":
                     writer.add_scalar("train/epoch_loss", value, step)
+        elif kind == "event" and record.get("event") in ("thermal_pause", "thermal_resume"):
+            # Train records are only sent while running, so their thermal/paused is always 0:
+            # the pause itself is marked at the step where it began, and its length at the end.
+            paused = record["event"] == "thermal_pause"
+            writer.add_scalar("thermal/paused", 1.0 if paused else 0.0, step)
+            pause_s = _number(record.get("paused_s"))
+            if not paused and pause_s is not None:
+                writer.add_scalar("thermal/pause_s", pause_s, step)
         elif kind == "final":
             self._write_final(writer, record, step)
 
