@@ -3,8 +3,11 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fintrain.tracking.display import (
+    SPARK_BLOCKS,
     epoch_label,
     format_bytes,
     format_duration,
@@ -43,3 +46,17 @@ def test_values_and_epochs():
     assert format_value(None) == "-"
     assert format_value(math.nan) == "nan"
     assert epoch_label(0) == "1" and epoch_label(None) == "-"
+
+
+@settings(deadline=None, derandomize=True)
+@given(st.lists(st.floats(min_value=-1e6, max_value=1e6), min_size=2, max_size=60))
+def test_sparkline_keeps_one_block_per_value_and_spans_lowest_to_highest(values):
+    line = sparkline(values)
+    assert len(line) == len(values)
+    if max(values) > min(values):
+        assert line[values.index(min(values))] == SPARK_BLOCKS[0]
+        assert line[values.index(max(values))] == SPARK_BLOCKS[-1]
+        # Higher values never get lower blocks.
+        ranked = sorted(zip(values, line, strict=True))
+        blocks = [SPARK_BLOCKS.index(c) for _, c in ranked]
+        assert blocks == sorted(blocks)
