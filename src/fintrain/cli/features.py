@@ -1,0 +1,124 @@
+"""``fintrain features``: build a tier's features for a ticker, and describe the tiers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+from fintrain import features as features_lib
+from fintrain.cli.common import err_console, out_console, print_json, run_config, workspace
+
+app = typer.Typer(
+    help="Build stationary feature tiers from raw OHLCV, and describe them.\n\n"
+    "Example: fintrain features build SPY --tier a20",
+    no_args_is_help=True,
+)
+
+
+@app.command()
+def build(
+    ctx: typer.Context,
+    ticker: Annotated[str, typer.Argument(help="Ticker whose raw data to build from, e.g. SPY.")],
+    tier: Annotated[Optional[str], typer.Option(help="Feature tier (default a20).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even when current.")] = False,
+    config: Annotated[Optional[Path], typer.Option(help="TOML config file.")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print the manifest entry as JSON.")] = False,
+) -> None:
+    """Build TICKER's features for a tier, unless they are current (same raw md5, same tier).
+
+    Writes data/processed/TICKER.features.TIER.parquet and appends a manifest entry naming the
+    raw file's md5; the tier's warm-up rows are dropped.
+
+    Example: fintrain features build SPY --tier a50
+    """
+    ws = workspace(ctx)
+    cfg = run_config(config, {"data": {"ticker": ticker}, "features": {"tier": tier}})
+    result = features_lib.ensure_features(
+        ws.data_dir,
+        cfg.data.ticker,
+        cfg.features.tier,
+        min_rows=cfg.split.context_len,
+        force=force,
+    )
+    entry = result.entry
+    if json_:
+        print_json({**entry, "rebuilt": result.rebuilt, "reason": result.reason})
+        return
+    if result.rebuilt:
+        err_console.print(
+            f"[green]built[/] {entry['dataset']} v{entry['version']} ({result.reason}): "
+            f"{entry['rows']:,} rows x {entry['n_features']} features, {entry['first_date']} .. "
+            f"{entry['last_date']} ({entry['warmup_rows']} warm-up rows dropped) -> {result.path}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        err_console.print(
+            f"up to date: {entry['dataset']} v{entry['version']} was built from the current raw "
+            f"data (md5 {entry['source_raw_md5'][:8]}) and tier definition; nothing to do",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _tier_rows() -> list[dict[str, Any]]:
+    return [
+        {
+            "tier": name,
+            "n_features": len(features_lib.TIERS[name]),
+            "warmup_rows": features_lib.tier_warmup(name),
+            "hash": features_lib.tier_hash(name),
+            "summary": features_lib.TIER_SUMMARIES.get(name, ""),
+        }
+        for name in features_lib.TIERS
+    ]
+
+
+@app.command()
+def describe(
+    tier: Annotated[Optional[str], typer.Argument(help="A tier, e.g. a20; omit to list tiers.")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Each feature of TIER: name, formula in words and warm-up rows; or the list of tiers.
+
+    Example: fintrain features describe a20
+    """
+    if tier is None:
+        rows = _tier_rows()
+        if json_:
+            print_json(rows)
+            return
+        table = Table(title="feature tiers")
+        for column in ("tier", "features", "warm-up rows", "contents"):
+            table.add_column(column, overflow="fold")
+        for r in rows:
+            table.add_row(r["tier"], str(r["n_features"]), str(r["warmup_rows"]), r["summary"])
+        out_console.print(table)
+        return
+    features = features_lib.get_tier(tier)
+    rows = [
+        {
+            "name": f.name,
+            "formula": f.formula,
+            "warmup_rows": f.warmup,
+            "frequency": "weekly" if f.weekly else "daily",
+        }
+        for f in features
+    ]
+    if json_:
+        print_json(rows)
+        return
+    table = Table(
+        title=f"tier {tier}: {len(rows)} features, {features_lib.tier_warmup(tier)} warm-up rows"
+    )
+    table.add_column("#", justify="right")
+    table.add_column("name", no_wrap=True)
+    table.add_column("formula", overflow="fold")
+    table.add_column("warm-up", justify="right")
+    for i, r in enumerate(rows, 1):
+        name = r["name"] + (" (weekly)" if r["frequency"] == "weekly" else "")
+        table.add_row(str(i), name, r["formula"], str(r["warmup_rows"]))
+    out_console.print(table)

@@ -1,0 +1,38 @@
+"""Feature tiers built from daily OHLCV with Polars expressions, and their versioned files."""
+
+from fintrain.features.build import build_features, feature_plan
+from fintrain.features.store import (
+    FeatureBuild,
+    dataset_name,
+    ensure_features,
+    features_path,
+    processed_manifest,
+    read_features,
+)
+from fintrain.features.tiers import (
+    TIER_SUMMARIES,
+    TIERS,
+    Feature,
+    feature_names,
+    get_tier,
+    tier_hash,
+    tier_warmup,
+)
+
+__all__ = [
+    "TIERS",
+    "TIER_SUMMARIES",
+    "Feature",
+    "FeatureBuild",
+    "build_features",
+    "dataset_name",
+    "ensure_features",
+    "feature_names",
+    "feature_plan",
+    "features_path",
+    "get_tier",
+    "processed_manifest",
+    "read_features",
+    "tier_hash",
+    "tier_warmup",
+]

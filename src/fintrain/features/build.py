@@ -1,0 +1,183 @@
+"""Build a tier's features from OHLCV in one lazy Polars pass.
+
+Daily features go in one ``with_columns``; weekly ones are computed on one weekly aggregation
+and joined back with ``join_asof`` so that each day sees the last *completed* week only. A frame
+with a ``ticker`` column is built per ticker (every expression runs ``.over("ticker")``), so a
+universe of tickers is one query, and no window ever reaches across two tickers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from fintrain.errors import FeatureError
+from fintrain.features.tiers import Feature, get_tier, tier_warmup
+
+OHLCV = ("open", "high", "low", "close", "volume")
+TICKER = "ticker"
+
+
+# Recursive operations carry state from row to row, so over a frame of several tickers they must
+# restart at each ticker. Every other operation has a finite look-back, shorter than the tier's
+# warm-up, so rows that could reach into the previous ticker are dropped with the warm-up: only
+# the recursive ones pay for `.over`, which costs about three plain evaluations.
+_RECURSIVE = ('"EwmMean"', '"EwmStd"', '"EwmVar"', '"CumSum"', '"CumProd"', '"CumMin"', '"CumMax"')
+
+
+def needs_over(expr: pl.Expr) -> bool:
+    """Whether an expression carries state across rows (an EWM or a cumulative operation)."""
+    text = expr.meta.serialize(format="json")
+    return any(op in text for op in _RECURSIVE)
+
+
+def _per_ticker(expr: pl.Expr, by: str | None) -> pl.Expr:
+    return expr.over(by) if by and needs_over(expr) else expr
+
+
+def helper_stages(features: tuple[Feature, ...] | list[Feature]) -> list[list[pl.Expr]]:
+    """The features' helper columns, each once, in dependency order (one list per stage)."""
+    helpers: dict[str, pl.Expr] = {}
+    for feature in features:
+        for helper in feature.helpers:
+            helpers.setdefault(helper.meta.output_name(), helper)
+    stage: dict[str, int] = {}
+
+    def depth(name: str) -> int:
+        if name not in stage:
+            deps = [d for d in helpers[name].meta.root_names() if d in helpers and d != name]
+            stage[name] = 1 + max((depth(d) for d in deps), default=-1)
+        return stage[name]
+
+    stages: list[list[pl.Expr]] = []
+    for name, expr in helpers.items():
+        level = depth(name)
+        while len(stages) <= level:
+            stages.append([])
+        stages[level].append(expr)
+    return stages
+
+
+def _with_features(
+    lf: pl.LazyFrame, features: list[Feature], by: str | None
+) -> pl.LazyFrame:
+    for stage in helper_stages(features):
+        lf = lf.with_columns(_per_ticker(e, by) for e in stage)
+    return lf.with_columns(_per_ticker(f.expr, by) for f in features)
+
+
+def _weekly_bars(lf: pl.LazyFrame, by: str | None) -> pl.LazyFrame:
+    """One bar per ticker and calendar week (Monday start), labelled with when it is known.
+
+    ``available_from`` is the Monday after the week, so a day joins the latest week that had
+    ended before it: the current, still-forming week is never used.
+    """
+    keys = [by] if by else []
+    week = pl.col("date").dt.truncate("1w").alias("week_start")
+    return (
+        lf.group_by([*keys, week], maintain_order=True)
+        .agg(
+            pl.col("open").first(),
+            pl.col("high").max(),
+            pl.col("low").min(),
+            pl.col("close").last(),
+            pl.col("volume").sum(),
+        )
+        .with_columns((pl.col("week_start") + dt.timedelta(days=7)).alias("available_from"))
+    )
+
+
+def feature_plan(
+    frame: pl.DataFrame | pl.LazyFrame, features: tuple[Feature, ...], warmup: int
+) -> pl.LazyFrame:
+    """The lazy query that builds ``features`` and drops the first ``warmup`` rows per ticker."""
+    lf = frame.lazy()
+    schema = lf.collect_schema()
+    missing = [c for c in ("date", *OHLCV) if c not in schema]
+    if missing:
+        raise FeatureError(
+            f"cannot build features: missing column(s) {', '.join(missing)}; "
+            f"found: {', '.join(schema.names())}"
+        )
+    by = TICKER if TICKER in schema else None
+    keys = [by] if by else []
+    lf = lf.with_columns(pl.col(OHLCV).cast(pl.Float64), pl.col("date").cast(pl.Date))
+    daily = [f for f in features if not f.weekly]
+    weekly = [f for f in features if f.weekly]
+    out = _with_features(lf, daily, by)
+    if weekly:
+        bars = _with_features(_weekly_bars(lf, by), weekly, by).select(
+            [*keys, "available_from", *(f.name for f in weekly)]
+        )
+        out = out.join_asof(
+            bars, left_on="date", right_on="available_from", by=by, strategy="backward"
+        )
+    row = pl.int_range(pl.len(), dtype=pl.Int64)
+    if by:
+        # Rows are grouped by ticker (checked below), so a ticker starts where the name changes;
+        # this is a linear scan where `.over` would group.
+        new_ticker = pl.col(by).ne_missing(pl.col(by).shift(1))
+        row = row - pl.when(new_ticker).then(row).otherwise(None).forward_fill()
+        in_order = ~new_ticker & (pl.col("date") <= pl.col("date").shift(1))
+    else:
+        in_order = pl.col("date") <= pl.col("date").shift(1)
+    out = out.with_columns(in_order.fill_null(False).alias("_out_of_order"), row.alias("_row"))
+    return out.filter((pl.col("_row") >= warmup) | pl.col("_out_of_order")).select(
+        ["date", *keys, *OHLCV, *(f.name for f in features), "_out_of_order"]
+    )
+
+
+def build_features(frame: pl.DataFrame | pl.LazyFrame, tier: str) -> pl.DataFrame:
+    """A tier's features for an OHLCV frame, warm-up rows dropped.
+
+    Args:
+        frame: columns ``date, open, high, low, close, volume`` (and optionally ``ticker``),
+            eager or lazy; it is sorted by (ticker,) date here.
+        tier: a name in ``TIERS``.
+
+    Returns:
+        ``date, [ticker,] open, high, low, close, volume`` and the tier's feature columns
+        (Float64), without the tier's warm-up rows of each ticker. Every feature value is
+        finite.
+
+    Raises:
+        ConfigError: unknown tier.
+        FeatureError: missing columns, or a non-finite feature value after the warm-up.
+    """
+    features = get_tier(tier)
+    out = feature_plan(frame, features, tier_warmup(tier)).collect()
+    check_order(out)
+    out = out.drop("_out_of_order")
+    check_finite(out, [f.name for f in features])
+    return out
+
+
+def check_order(out: pl.DataFrame) -> None:
+    """Raise FeatureError unless each ticker's rows were contiguous and in date order."""
+    bad = out.filter(pl.col("_out_of_order"))
+    if not bad.is_empty():
+        where = f" of {bad[TICKER][0]}" if TICKER in bad.columns else ""
+        raise FeatureError(
+            f"rows must be sorted by date{' within each ticker' if where else ''} with no repeated "
+            f"date; the row{where} dated {bad['date'][0]} is not after the one before it"
+        )
+    if TICKER in out.columns and not out.is_empty():
+        blocks = out[TICKER].rle_id()[-1] + 1
+        if blocks != out[TICKER].n_unique():
+            raise FeatureError("rows of each ticker must be contiguous: sort by ticker, then date")
+
+
+def check_finite(frame: pl.DataFrame, columns: list[str]) -> None:
+    """Raise FeatureError naming the first column holding a null, NaN or infinite value."""
+    if frame.is_empty():
+        return
+    # null_count misses NaN; is_finite is null for null, so fill_null(False) catches both.
+    bad = frame.select(pl.col(columns).is_finite().fill_null(False).not_().any())
+    for name in columns:
+        if bad[name][0]:
+            first = frame.filter(~pl.col(name).is_finite().fill_null(False))["date"][0]
+            raise FeatureError(
+                f"feature {name} is not finite on {first} after the warm-up; the data may have "
+                "gaps, non-positive prices or weekend rows this tier does not allow for"
+            )
