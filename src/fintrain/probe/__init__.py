@@ -23,6 +23,7 @@ from fintrain.probe.search import (
     doubling_sizes,
     search_batch_size,
 )
+from fintrain.probe.training import ProbeRun, probe_batch, training_step_factory
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -30,6 +31,7 @@ __all__ = [
     "MemoryMeter",
     "ProbeError",
     "ProbeResult",
+    "ProbeRun",
     "SampledMeter",
     "Trial",
     "cache_dir",
@@ -37,6 +39,8 @@ __all__ = [
     "doubling_sizes",
     "lookup_batch_size",
     "meter_for",
+    "probe_batch",
     "search_batch_size",
     "store_result",
+    "training_step_factory",
 ]
