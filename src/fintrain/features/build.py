@@ -110,8 +110,15 @@ def feature_plan(
         bars = _with_features(_weekly_bars(lf, by), weekly, by).select(
             [*keys, "available_from", *(f.name for f in weekly)]
         )
+        # The row order is checked on the result (check_order), with a message that says what
+        # to do; Polars' own check would fail first with a less helpful one, or only warn.
         out = out.join_asof(
-            bars, left_on="date", right_on="available_from", by=by, strategy="backward"
+            bars,
+            left_on="date",
+            right_on="available_from",
+            by=by,
+            strategy="backward",
+            check_sortedness=False,
         )
     row = pl.int_range(pl.len(), dtype=pl.Int64)
     if by:

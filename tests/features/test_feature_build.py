@@ -1,0 +1,151 @@
+"""Building tiers: no look-ahead, finite values, per-ticker builds, the registry and its hash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+import fintrain.features.tiers as tiers
+from fintrain.errors import ConfigError, FeatureError
+from fintrain.features import TIERS, build_features, feature_names, tier_hash, tier_warmup
+from fintrain.features.build import needs_over
+
+SHARED_SPY = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "SPY_daily_1993-2021.csv"
+
+SYNTHETIC_ROWS = 875  # the `synthetic` fixture's height
+
+
+def test_tiers_have_twenty_and_fifty_distinct_features() -> None:
+    assert len(feature_names("a20")) == 20
+    assert len(feature_names("a50")) == 50
+    assert len(set(feature_names("a50"))) == 50
+    assert feature_names("a50")[:20] == feature_names("a20")
+
+
+def test_synthetic_fixture_height(synthetic: pl.DataFrame) -> None:
+    assert synthetic.height == SYNTHETIC_ROWS
+
+
+def test_unknown_tier_names_itself_and_the_known_tiers(synthetic: pl.DataFrame) -> None:
+    with pytest.raises(ConfigError, match=r"'a99'.*a20, a50"):
+        feature_names("a99")
+    with pytest.raises(ConfigError, match="a99"):
+        build_features(synthetic, "a99")
+
+
+@settings(deadline=None, derandomize=True, max_examples=12)
+@given(cut=st.integers(min_value=tier_warmup("a50") + 1, max_value=SYNTHETIC_ROWS - 1))
+def test_no_look_ahead_features_of_a_prefix_equal_the_full_build(
+    cut: int, synthetic: pl.DataFrame
+) -> None:
+    full = build_features(synthetic, "a50")
+    prefix = build_features(synthetic.head(cut), "a50")
+    assert prefix.height == cut - tier_warmup("a50")
+    assert_frame_equal(prefix, full.head(prefix.height))
+
+
+def test_changing_a_future_row_leaves_past_features_unchanged(synthetic: pl.DataFrame) -> None:
+    k = 700
+    changed = synthetic.with_columns(
+        pl.when(pl.int_range(pl.len()) >= k).then(pl.col(c) * 3).otherwise(pl.col(c)).alias(c)
+        for c in ("open", "high", "low", "close", "volume")
+    )
+    before = build_features(synthetic, "a50")
+    after = build_features(changed, "a50")
+    cutoff = synthetic["date"][k]
+    assert_frame_equal(before.filter(pl.col("date") < cutoff), after.filter(pl.col("date") < cutoff))
+    assert not before.filter(pl.col("date") >= cutoff).equals(after.filter(pl.col("date") >= cutoff))
+
+
+def test_weekly_features_use_completed_weeks_only(synthetic: pl.DataFrame) -> None:
+    built = build_features(synthetic, "a20")
+    weekly = built.with_columns(week=pl.col("date").dt.truncate("1w"))
+    # Inside a week the weekly value does not move: this week's days are not in it yet.
+    assert weekly.group_by("week").agg(pl.col("rsi_14_w").n_unique())["rsi_14_w"].max() == 1
+
+
+@pytest.mark.parametrize("tier", sorted(TIERS))
+def test_real_msft_data_gives_finite_features(tier: str, msft: pl.DataFrame) -> None:
+    built = build_features(msft, tier)
+    values = built.select(feature_names(tier))
+    assert values.null_count().sum_horizontal()[0] == 0
+    assert values.select(pl.all().is_finite().all()).row(0) == (True,) * len(feature_names(tier))
+    assert built.height == 3270 - tier_warmup(tier)
+
+
+@pytest.mark.parametrize("tier", sorted(TIERS))
+def test_shared_spy_file_gives_finite_features(tier: str) -> None:
+    if not SHARED_SPY.is_file():
+        pytest.skip(f"{SHARED_SPY} not present")
+    spy = pl.read_csv(SHARED_SPY, try_parse_dates=True).select(
+        pl.col("date").cast(pl.Date), *(pl.col(c).cast(pl.Float64) for c in ("open", "high", "low", "close", "volume"))
+    )
+    values = build_features(spy, tier).select(feature_names(tier))
+    assert values.select(pl.all().is_finite().all()).row(0) == (True,) * len(feature_names(tier))
+
+
+def test_a_lazy_frame_builds_the_same_as_an_eager_one(synthetic: pl.DataFrame) -> None:
+    assert_frame_equal(build_features(synthetic.lazy(), "a20"), build_features(synthetic, "a20"))
+
+
+def test_many_tickers_in_one_frame_equal_separate_builds(make_ohlcv) -> None:
+    parts = {
+        "AAA": make_ohlcv(700, seed=1),
+        # A much higher price level: a window leaking across tickers would show.
+        "BBB": make_ohlcv(650, seed=2).with_columns(pl.col("open", "high", "low", "close") * 40),
+        "CCC": make_ohlcv(800, seed=4),
+    }
+    universe = pl.concat(
+        [p.with_columns(ticker=pl.lit(t)) for t, p in parts.items()]
+    ).select("ticker", "date", "open", "high", "low", "close", "volume")
+    together = build_features(universe.lazy(), "a50")
+    assert together["ticker"].unique(maintain_order=True).to_list() == list(parts)
+    for ticker, part in parts.items():
+        alone = build_features(part, "a50")
+        mine = together.filter(pl.col("ticker") == ticker).drop("ticker")
+        assert_frame_equal(mine, alone, check_exact=False, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_only_recursive_expressions_run_per_ticker() -> None:
+    assert needs_over(pl.col("close").ewm_mean(span=3))
+    assert needs_over(pl.col("close").cum_sum().rolling_mean(3))
+    assert not needs_over(pl.col("close").rolling_mean(3) / pl.col("close").shift(1))
+
+
+def test_unsorted_rows_are_refused(synthetic: pl.DataFrame) -> None:
+    shuffled = synthetic.sample(fraction=1.0, seed=0, shuffle=True)
+    with pytest.raises(FeatureError, match="sorted by date"):
+        build_features(shuffled, "a20")
+
+
+def test_repeated_dates_are_refused(synthetic: pl.DataFrame) -> None:
+    doubled = pl.concat([synthetic.head(600), synthetic.slice(599, 1), synthetic.slice(600)])
+    with pytest.raises(FeatureError, match="no repeated date"):
+        build_features(doubled, "a20")
+
+
+def test_missing_columns_are_named(synthetic: pl.DataFrame) -> None:
+    with pytest.raises(FeatureError, match="missing column.*volume"):
+        build_features(synthetic.drop("volume"), "a20")
+
+
+def test_nonpositive_prices_are_reported_not_silently_written(synthetic: pl.DataFrame) -> None:
+    broken = synthetic.with_columns(
+        pl.when(pl.int_range(pl.len()) == 800).then(0.0).otherwise(pl.col("low")).alias("low")
+    )
+    with pytest.raises(FeatureError, match="not finite"):
+        build_features(broken, "a50")
+
+
+def test_tier_hash_is_stable_and_follows_the_definition(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert tier_hash("a20") == tier_hash("a20")
+    assert tier_hash("a20") != tier_hash("a50")
+    before = tier_hash("a20")
+    changed = (*tiers.A20[:4], tiers.sma_ratio(150), *tiers.A20[5:])
+    monkeypatch.setitem(tiers.TIERS, "a20", changed)
+    assert tier_hash("a20") != before
