@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 from fintrain import __version__
 from fintrain.cli import data as data_cmd
 from fintrain.cli import features as features_cmd
+from fintrain.cli import probe as probe_cmd
 from fintrain.cli import train as train_cmd
 from fintrain.cli import thermal as thermal_cmd
 from fintrain.cli.common import Workspace, err_console
@@ -89,6 +90,7 @@ def root(
 
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(features_cmd.app, name="features")
+app.command("probe-batch")(probe_cmd.probe_batch)
 app.command("train")(train_cmd.train)
 app.command("thermal-watch")(thermal_cmd.thermal_watch)
 

@@ -1,0 +1,117 @@
+"""``fintrain probe-batch``: the batch size this machine holds, and the one it trains fastest with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from fintrain.cli.common import err_console, out_console, print_json, run_config, workspace
+
+if TYPE_CHECKING:
+    from fintrain.probe import ProbeResult, Trial
+
+STATUS_STYLE = {"ok": "green", "oom": "red", "over_cap": "yellow"}
+
+
+def _notify(message: str) -> None:
+    err_console.print(message, style="dim", highlight=False, soft_wrap=True)
+
+
+def render_trials(result: ProbeResult) -> Table:
+    """One row per trial: batch size, samples/s, peak memory, status; the picks marked."""
+    from fintrain.probe.search import format_bytes
+
+    table = Table(title=f"batch sizes on {result.device}")
+    table.add_column("batch size", justify="right", no_wrap=True)
+    table.add_column("samples/s", justify="right", no_wrap=True)
+    table.add_column("peak memory", justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    for t in sorted(result.trials, key=lambda t: t.batch_size):
+        marks = []
+        if t.batch_size == result.recommended:
+            marks.append("recommended")
+        if t.batch_size == result.largest_fit:
+            marks.append("largest fit")
+        rate = "-" if t.samples_per_s is None else f"{t.samples_per_s:,.1f}"
+        peak = "-" if t.peak_memory_bytes is None else format_bytes(t.peak_memory_bytes)
+        style = STATUS_STYLE[t.status]
+        table.add_row(f"{t.batch_size:,}", rate, peak, f"[{style}]{t.status}[/]", ", ".join(marks),
+                      style="bold" if t.batch_size == result.recommended else None)
+    return table
+
+
+def probe_batch(
+    ctx: typer.Context,
+    config: Annotated[Optional[Path], typer.Option(help="TOML file holding a run configuration.")] = None,
+    ticker: Annotated[Optional[str], typer.Option(help="Ticker whose data shape to probe (default SPY).")] = None,
+    source: Annotated[Optional[str], typer.Option(help="Where to fetch missing data: yahoo or sample.")] = None,
+    tier: Annotated[Optional[str], typer.Option(help="Feature tier (default a20).")] = None,
+    budget: Annotated[Optional[str], typer.Option(help="Parameter budget: 2m, 20m, 200m (default 2m).")] = None,
+    context_len: Annotated[Optional[int], typer.Option(help="Rows in one input window (default 60).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, mps, cuda or cpu (default auto).")] = None,
+    min_batch: Annotated[Optional[int], typer.Option(help="First batch size tried (default 8).")] = None,
+    max_batch: Annotated[Optional[int], typer.Option(help="Largest batch size tried (default 4096).")] = None,
+    search: Annotated[Optional[str], typer.Option(help="power (doubling) or binsearch (then bisect); default power.")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Timed training steps per size, after one warm-up (default 3).")] = None,
+    memory_fraction: Annotated[Optional[float], typer.Option(help="A size whose peak exceeds this share of the device's memory does not fit (default 0.8).")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Find the batch sizes that fit on this machine and the one that trains fastest.
+
+    Builds the model and data `fintrain train` would use (fetching and building features when
+    missing), then times a fresh model and optimizer at batch sizes doubling from --min-batch
+    until --max-batch, the training set's size, an out-of-memory error or the memory cap
+    (--memory-fraction of the GPU's memory, of MPS's recommended maximum, or of the machine's
+    available memory on CPU). The pick is cached for `fintrain train --batch-size auto`.
+
+    Example: fintrain probe-batch --tier a20 --budget 2m --device cpu --max-batch 256
+    """
+    ws = workspace(ctx)
+    cfg = run_config(
+        config,
+        {
+            "data": {"ticker": ticker, "source": source},
+            "features": {"tier": tier},
+            "model": {"budget": budget},
+            "split": {"context_len": context_len},
+            "train": {"device": device},
+            "probe": {"min_batch": min_batch, "max_batch": max_batch, "search": search,
+                      "steps": steps, "memory_fraction": memory_fraction},
+        },
+    )
+    # Imported here so that other commands start without loading torch.
+    from fintrain.probe import ProbeError
+    from fintrain.probe import probe_batch as probe_lib
+    from fintrain.probe.search import format_bytes
+
+    with err_console.status("preparing the data and the model...") as status:
+
+        def on_start(batch_size: int) -> None:
+            status.update(f"batch size {batch_size:,}: warm-up and {cfg.probe.steps} timed steps...")
+
+        def on_trial(t: Trial) -> None:
+            rate = "" if t.samples_per_s is None else f", {t.samples_per_s:,.1f} samples/s"
+            peak = "" if t.peak_memory_bytes is None else f", peak {format_bytes(t.peak_memory_bytes)}"
+            err_console.print(f"  batch {t.batch_size:,}: [{STATUS_STYLE[t.status]}]{t.status}[/]{rate}{peak}",
+                              highlight=False)
+
+        run = probe_lib(ws.data_dir, cfg, notify=_notify, on_start=on_start, on_trial=on_trial)
+    result = run.result
+    if json_:
+        print_json(result.to_json())
+    else:
+        out_console.print(render_trials(result))
+    if result.recommended is None:
+        raise ProbeError(f"{result.reason}; try a smaller --min-batch or --budget, or a higher "
+                         "--memory-fraction")
+    if not json_:
+        out_console.print(f"recommended batch size: [bold]{result.recommended}[/]  largest that fits: "
+                          f"{result.largest_fit}", highlight=False)
+        out_console.print(result.reason, highlight=False, soft_wrap=True)
+    if run.cache_file is not None:
+        err_console.print(f"cached for `fintrain train --batch-size auto`: {run.cache_file}",
+                          style="dim", highlight=False, soft_wrap=True)

@@ -1,0 +1,133 @@
+"""``fintrain probe-batch`` through the real CLI: a tiny PatchTST on CPU over the offline MSFT
+sample, with the cache in tmp_path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fintrain.cli import app
+
+# A model small enough that a probe of a few sizes takes seconds on a shared CPU.
+TINY = """
+[data]
+ticker = "MSFT"
+source = "sample"
+[model]
+d_model = 16
+n_heads = 2
+n_layers = 1
+d_ff = 32
+[probe]
+steps = 1
+"""
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data folder with MSFT's raw data and a20 features, built once for the module."""
+    root = tmp_path_factory.mktemp("probe-cli")
+    (root / "tiny.toml").write_text(TINY)
+    result = CliRunner().invoke(app, ["--data-dir", str(root / "data"), "data", "fetch", "MSFT",
+                                      "--source", "sample"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["--data-dir", str(root / "data"), "features", "build", "MSFT",
+                                      "--tier", "a20"])
+    assert result.exit_code == 0, result.output
+    return root
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("FINTRAIN_CACHE_DIR", str(folder))
+    return folder
+
+
+def fintrain(workspace: Path, *args: str):
+    argv = ["--data-dir", str(workspace / "data"), "--runs-dir", str(workspace / "runs"), *args]
+    return CliRunner().invoke(app, argv, catch_exceptions=False)
+
+
+def probe(workspace: Path, *args: str):
+    return fintrain(workspace, "probe-batch", "--config", str(workspace / "tiny.toml"),
+                    "--device", "cpu", *args)
+
+
+def test_json_document_alone_on_stdout(workspace, cache):
+    result = probe(workspace, "--max-batch", "32", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["device"].startswith("cpu")
+    trials = doc["trials"]
+    assert [t["batch_size"] for t in trials] == [8, 16, 32]
+    for t in trials:
+        assert set(t) == {"batch_size", "samples_per_s", "peak_memory_bytes", "status"}
+        assert t["status"] == "ok"
+        assert t["samples_per_s"] > 0 and t["peak_memory_bytes"] >= 0
+    fastest = max(trials, key=lambda t: t["samples_per_s"])["batch_size"]
+    assert doc["recommended"] == fastest
+    assert doc["largest_fit"] == 32
+    assert isinstance(doc["reason"], str) and doc["memory_budget_bytes"] > 0
+    # Progress and the cache note went to stderr.
+    assert "batch 8: ok" in result.stderr and "cached for" in result.stderr
+    assert len(list((cache / "probe").glob("*.json"))) == 1
+
+
+def test_train_batch_size_auto_uses_the_probe(workspace, cache):
+    planned = fintrain(workspace, "train", "--config", str(workspace / "tiny.toml"), "--device", "cpu",
+                       "--batch-size", "auto", "--dry-run", "--json")
+    assert planned.exit_code == 0, planned.output
+    before = json.loads(planned.stdout)
+    assert before["batch_size_origin"].startswith("default")
+    probed = probe(workspace, "--min-batch", "4", "--max-batch", "24", "--json")
+    assert probed.exit_code == 0, probed.output
+    recommended = json.loads(probed.stdout)["recommended"]
+    planned = fintrain(workspace, "train", "--config", str(workspace / "tiny.toml"), "--device", "cpu",
+                       "--batch-size", "auto", "--dry-run", "--json")
+    assert planned.exit_code == 0, planned.output
+    after = json.loads(planned.stdout)
+    assert after["batch_size"] == recommended and after["batch_size_origin"] == "probe-batch cache"
+    # Another model is another key: it still gets the default.
+    other = fintrain(workspace, "train", "--config", str(workspace / "tiny.toml"), "--device", "cpu",
+                     "--context-len", "30", "--batch-size", "auto", "--dry-run", "--json")
+    assert json.loads(other.stdout)["batch_size_origin"].startswith("default")
+
+
+def test_table_and_recommendation(workspace, cache):
+    result = probe(workspace, "--max-batch", "16")
+    assert result.exit_code == 0, result.output
+    assert "batch size" in result.stdout and "samples/s" in result.stdout
+    assert "recommended batch size:" in result.stdout and "largest that fits: 16" in result.stdout
+    assert "max_batch is 16" in result.stdout
+
+
+def test_memory_cap_below_the_smallest_size_fails_with_one_line(workspace, cache):
+    # A millionth of the available memory is a few kilobytes: no size fits under the cap.
+    result = probe(workspace, "--max-batch", "16", "--memory-fraction", "0.000001", "--json")
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["recommended"] is None and doc["largest_fit"] is None
+    assert [t["status"] for t in doc["trials"]] == ["over_cap"]
+    assert "no batch size fits: 8 peaked at" in result.stderr
+    assert "error:" in result.stderr and "Traceback" not in result.stderr
+    assert not (cache / "probe").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--search", "golden"], 2, "probe.search"),
+        (["--min-batch", "64", "--max-batch", "8"], 2, "min_batch=64 is above max_batch=8"),
+        (["--memory-fraction", "1.5"], 2, "probe.memory_fraction"),
+        (["--budget", "7b"], 2, "unknown budget '7b'"),
+    ],
+)
+def test_bad_options_are_one_clear_line(workspace, cache, args, code, message):
+    result = probe(workspace, *args)
+    assert result.exit_code == code
+    assert message in result.stderr
+    assert result.stdout == ""
