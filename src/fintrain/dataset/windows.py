@@ -2,10 +2,7 @@
 
 No per-sample ``__getitem__`` and no DataLoader workers: the scaled feature frame lives on the
 device once, ``unfold`` exposes all windows as a (T - L + 1, L, C) view of it (``windows``),
-and a batch is one gather of B x L rows of the (T, C) tensor, ``index_select`` with the
-window's row offsets, reshaped to (B, L, C). That is the same tensor as indexing the unfold
-view, but on the CPU the strided gather of the view is ~30x slower than a contiguous
-``index_select`` of rows (``benchmarks/features.py`` prints both).
+and a batch is one ``index_select`` of that view: a single copy of B x L x C values.
 """
 
 from __future__ import annotations
@@ -51,8 +48,7 @@ class WindowSet:
         self._windows = features.unfold(0, context_len, 1).transpose(1, 2)
         self._ends = ends
         self._starts = ends - (context_len - 1)
-        self._offsets = torch.arange(context_len, device=features.device)  # (L,)
-        self._labels = labels[ends]  # (N,)
+        self._labels = labels.index_select(0, ends)  # (N,)
         self.dates = dates
         self.tickers = tickers
 
@@ -68,6 +64,11 @@ class WindowSet:
     def n_features(self) -> int:
         """C, feature columns per row."""
         return int(self._features.shape[1])
+
+    @property
+    def features(self) -> torch.Tensor:
+        """The scaled (T, C) float32 tensor of the whole frame that the windows view."""
+        return self._features
 
     @property
     def labels(self) -> torch.Tensor:
@@ -118,9 +119,8 @@ class WindowSet:
     def gather(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Windows and labels of the samples ``idx``: x (B, L, C) and y (B,), float32."""
         idx = idx.to(self.device)
-        rows = (self._starts[idx].unsqueeze(1) + self._offsets).reshape(-1)  # (B * L,)
-        x = self._features.index_select(0, rows).view(idx.shape[0], self.context_len, -1)
-        return x, self._labels[idx]
+        x = self._windows.index_select(0, self._starts[idx])  # (B, L, C), contiguous
+        return x, self._labels.index_select(0, idx)
 
     @property
     def windows(self) -> torch.Tensor:
@@ -144,7 +144,7 @@ class WindowSet:
 
     def last_row_features(self) -> torch.Tensor:
         """The scaled features of each window's last row, (N, C): a linear baseline's input."""
-        return self._features[self._ends]
+        return self._features.index_select(0, self._ends)
 
     def __repr__(self) -> str:
         span = f", {self.dates[0]} .. {self.dates[-1]}" if len(self) else ""

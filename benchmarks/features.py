@@ -1,0 +1,205 @@
+"""How fast fintrain builds features and window tensors, against the targets of the issue.
+
+Prints, in one run:
+
+1. a20 and a50 for SPY's full history (the shared SPY file, else a generated 8,000-row series),
+   from the raw Parquet file through the written feature frame: median of ``--repeats`` runs
+   (targets: a20 < 50 ms, a50 < 100 ms).
+2. A generated universe of 50 / 100 / 500 tickers x 8,000 rows built in one lazy pass
+   (``.over("ticker")`` for the recursive indicators): wall and CPU time, rows per second, and
+   time per ticker to show the growth is linear (target: 500 tickers < 5 s).
+3. SPY a20, context 60: ``build_dataset`` (target < 20 ms) and a gather of 256 windows
+   (target < 1 ms), beside two other ways to gather, each with the default torch threads and
+   with one (on a busy 2-core machine, two threads wait on each other).
+
+Wall time depends on what else runs on the machine: the script prints the load average before
+and after and the CPU time of each measurement beside its wall time.
+
+Usage::
+
+    python benchmarks/features.py [--spy ../shared/data/SPY_daily_1993-2021.csv] [--tickers 50,100,500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+
+from fintrain.config import SplitConfig, TargetConfig
+from fintrain.data.sources import RawSeries
+from fintrain.data.store import raw_path, save_raw
+from fintrain.dataset import build_dataset
+from fintrain.features import build_features, feature_names, tier_warmup
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_SPY = REPO.parent / "shared" / "data" / "SPY_daily_1993-2021.csv"
+ROWS_PER_TICKER = 8_000
+
+
+def generated_ohlcv(tickers: int, rows: int = ROWS_PER_TICKER, seed: int = 0) -> pl.DataFrame:
+    """A universe of seeded random walks on weekdays: ticker, date, open, high, low, close, volume."""
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0.0003, 0.012, (tickers, rows)), axis=1))
+    open_ = close * np.exp(rng.normal(0, 0.003, (tickers, rows)))
+    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.006, (tickers, rows))))
+    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.006, (tickers, rows))))
+    volume = rng.lognormal(15, 0.5, (tickers, rows))
+    days = pl.date_range(dt.date(1990, 1, 1), dt.date(2060, 1, 1), eager=True)
+    days = days.filter(days.dt.weekday() <= 5).head(rows)
+    return pl.DataFrame(
+        {
+            "ticker": np.repeat([f"T{i:04d}" for i in range(tickers)], rows),
+            "date": pl.concat([days] * tickers),
+            "open": open_.ravel(),
+            "high": high.ravel(),
+            "low": low.ravel(),
+            "close": close.ravel(),
+            "volume": volume.ravel(),
+        }
+    )
+
+
+def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float, float]:
+    """Median wall ms, min wall ms and median CPU ms of ``repeats`` calls (after one warm-up)."""
+    fn()
+    walls, cpus = [], []
+    for _ in range(repeats):
+        c0, w0 = time.process_time(), time.perf_counter()
+        fn()
+        walls.append((time.perf_counter() - w0) * 1e3)
+        cpus.append((time.process_time() - c0) * 1e3)
+    return statistics.median(walls), min(walls), statistics.median(cpus)
+
+
+def verdict(value: float, target: float) -> str:
+    return f"{'PASS' if value < target else 'MISS'} (target < {target:g})"
+
+
+def load_spy(path: Path) -> tuple[pl.DataFrame, str]:
+    if path.is_file():
+        frame = pl.read_csv(path, try_parse_dates=True).select(
+            pl.col("date").cast(pl.Date),
+            *(pl.col(c).cast(pl.Float64) for c in ("open", "high", "low", "close", "volume")),
+        )
+        return frame, f"{path.name} ({frame.height:,} rows)"
+    frame = generated_ohlcv(1).drop("ticker")
+    return frame, f"generated series ({frame.height:,} rows; {path} not found)"
+
+
+def bench_single(spy: pl.DataFrame, data_dir: Path, repeats: int) -> pl.DataFrame:
+    save_raw(data_dir, "SPY", RawSeries(spy, "benchmark", True), name="SPY", min_rows=1)
+    path = raw_path(data_dir, "SPY")
+    print("\n1. One ticker, raw Parquet -> features (median of %d)" % repeats)
+    print(f"   {'tier':5} {'median ms':>10} {'min ms':>8} {'cpu ms':>8}  verdict")
+    built = None
+    for tier, target in (("a20", 50.0), ("a50", 100.0)):
+        median, best, cpu = timed(lambda t=tier: build_features(pl.read_parquet(path), t), repeats)
+        print(f"   {tier:5} {median:10.1f} {best:8.1f} {cpu:8.1f}  {verdict(median, target)}")
+        if tier == "a20":
+            built = build_features(pl.read_parquet(path), "a20")
+    assert built is not None
+    return built
+
+
+def bench_universe(sizes: list[int]) -> None:
+    print("\n2. Universe of generated tickers x 8,000 rows, one lazy pass (single run each)")
+    print(
+        f"   {'tier':5} {'tickers':>7} {'rows':>10} {'wall s':>7} {'cpu s':>6} "
+        f"{'Mrows/s':>8} {'ms/ticker':>9}  verdict"
+    )
+    for tier in ("a20", "a50"):
+        for n in sizes:
+            universe = generated_ohlcv(n)
+            c0, w0 = time.process_time(), time.perf_counter()
+            out = build_features(universe.lazy(), tier)
+            wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+            note = verdict(wall, 5.0) if n == 500 else ""
+            print(
+                f"   {tier:5} {n:7d} {universe.height:10,d} {wall:7.2f} {cpu:6.2f} "
+                f"{universe.height / wall / 1e6:8.2f} {wall / n * 1e3:9.1f}  {note}"
+            )
+            assert out.height == n * (ROWS_PER_TICKER - tier_warmup(tier))
+            del universe, out
+
+
+def bench_windows(features: pl.DataFrame, repeats: int) -> None:
+    print("\n3. Windows for SPY a20, context 60, on the CPU")
+    columns = feature_names("a20")
+    target, split = TargetConfig(), SplitConfig(context_len=60)
+    median, best, cpu = timed(
+        lambda: build_dataset(features, target, split, feature_columns=columns), repeats
+    )
+    print(
+        f"   build_dataset: median {median:.2f} ms, min {best:.2f} ms, cpu {cpu:.2f} ms  "
+        f"{verdict(median, 20.0)}"
+    )
+    ds = build_dataset(features, target, split, feature_columns=columns)
+    train = ds.train
+    batches = train.batch_indices(256, shuffle=True, seed=0, epoch=0)
+    idx = batches[0]
+    starts = train.ends[idx] - 59
+    x, _ = train.gather(idx)
+    assert torch.equal(x, train.windows[starts])
+    threads = torch.get_num_threads()
+    print(f"   gather of 256 windows -> x {tuple(x.shape)} {x.dtype} (median of {repeats * 20})")
+    for label, fn, judged in (
+        ("WindowSet.gather (index_select of the view)", lambda: train.gather(idx), True),
+        ("advanced indexing of the view", lambda: train.windows[starts], False),
+        ("index_select of B x L rows of (T, C)", lambda: rows_gather(train, starts), False),
+    ):
+        for n_threads in sorted({threads, 1}, reverse=True):
+            torch.set_num_threads(n_threads)
+            median, best, _ = timed(fn, repeats * 20)
+            note = verdict(median, 1.0) if judged else ""
+            print(
+                f"   {label:40} {n_threads} thread(s): median {median:.3f} ms, "
+                f"min {best:.3f} ms  {note}"
+            )
+    torch.set_num_threads(threads)
+    epoch = timed(lambda: [train.gather(b) for b in train.batch_indices(256, True, 0, 1)], 5)
+    print(
+        f"   a whole training epoch of gathers ({len(train):,} windows, "
+        f"{len(batches)} batches): median {epoch[0]:.1f} ms"
+    )
+
+
+def rows_gather(train, starts: torch.Tensor) -> torch.Tensor:
+    """The alternative to gathering windows: B x L rows of the (T, C) tensor, reshaped."""
+    rows = (starts.unsqueeze(1) + torch.arange(train.context_len)).reshape(-1)  # (B * L,)
+    return train.features.index_select(0, rows).view(len(starts), train.context_len, -1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--spy", type=Path, default=DEFAULT_SPY, help="SPY daily CSV.")
+    parser.add_argument("--tickers", default="50,100,500", help="Universe sizes to time.")
+    parser.add_argument("--repeats", type=int, default=15, help="Timed runs per figure.")
+    args = parser.parse_args()
+
+    print(
+        f"fintrain feature benchmark: polars {pl.__version__}, torch {torch.__version__}, "
+        f"{os.cpu_count()} CPUs, polars threads {pl.thread_pool_size()}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    spy, label = load_spy(args.spy)
+    print(f"SPY data: {label}")
+    with tempfile.TemporaryDirectory() as tmp:
+        features = bench_single(spy, Path(tmp), args.repeats)
+    bench_universe([int(n) for n in args.tickers.split(",") if n])
+    bench_windows(features, args.repeats)
+    print(f"\nload average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
