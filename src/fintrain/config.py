@@ -182,7 +182,7 @@ class TrainConfig(Section):
 
     epochs: int = Field(20, ge=1, description="Maximum epochs.")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
-    batch_size: int | Literal["auto"] = Field(256, description="Samples per step, or auto.")
+    batch_size: int | Literal["auto"] = Field(64, description="Samples per step, or auto.")
     lr: float = Field(3e-4, gt=0, le=1, description="Peak learning rate (AdamW).")
     weight_decay: float = Field(0.01, ge=0)
     warmup_steps: int = Field(100, ge=0, description="Linear warm-up steps.")

@@ -101,7 +101,7 @@ def train(
             run_dir = outcome.run_dir
             if outcome.already_finished:
                 err_console.print(f"{run_dir} has already finished; nothing to resume "
-                                  "(give --epochs or --max-steps to extend it)")
+                                  "(give --epochs or --max-steps to extend it)", soft_wrap=True, highlight=False)
                 if json_:
                     print_json(outcome.summary)
                 return

@@ -24,6 +24,7 @@ from torch import nn
 
 from fintrain.config import TrainConfig
 from fintrain.errors import FintrainError
+from fintrain.tracking.sink import MetricSink
 from fintrain.train.checkpoint import BEST, LAST, save_checkpoint
 from fintrain.train.device import memory_in_use, rng_state, set_rng_state, synchronize
 from fintrain.train.metrics import is_classification, primary_metric, task_metrics
@@ -38,14 +39,6 @@ class TrainingStopped(FintrainError):
         super().__init__(message)
         self.exit_code = exit_code
         self.run_dir = run_dir
-
-
-class MetricSink(Protocol):
-    """Where the loop reports: TensorBoard, the JSON log, the live panel or a plain log."""
-
-    def log(self, record: dict[str, Any], step: int) -> None: ...
-
-    def close(self) -> None: ...
 
 
 class WindowSet(Protocol):

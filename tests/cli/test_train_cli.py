@@ -1,0 +1,259 @@
+"""``fintrain train`` end to end through the CLI, on the offline sample data, with a tiny model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+import torch
+
+from fintrain.config import load_config
+from fintrain.train import run as run_lib
+from fintrain.train.checkpoint import load_checkpoint
+
+TINY = """
+[data]
+ticker = "MSFT"
+source = "sample"
+start = 2008-01-01
+
+[model]
+budget = "2m"
+d_model = 16
+n_heads = 2
+n_layers = 1
+d_ff = 32
+dropout = 0.1
+
+[split]
+context_len = 32
+
+[train]
+epochs = 2
+batch_size = 64
+lr = 1e-3
+log_every = 5
+warmup_steps = 5
+device = "cpu"
+
+[thermal]
+source = "none"
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("config") / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_config: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, torch.Tensor]:
+    """Final weights of an uninterrupted run of the tiny config, which every resume must match."""
+    root = tmp_path_factory.mktemp("reference")
+    cfg = load_config(tiny_config, environ={})
+    run_lib.start_run(cfg, root / "data", root / "runs", run_name="full", live=False)
+    return _weights(root / "runs" / "full")
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"]
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_run_folder_files_and_schemas(cli, tiny_config):
+    result = cli("train", "--config", str(tiny_config), "--run-name", "r1")
+    assert result.exit_code == 0, result.output
+    run = cli.runs_dir / "r1"
+    assert {p.name for p in run.iterdir()} >= {"config.json", "metrics.jsonl", "summary.json", "checkpoints", "tb"}
+    assert (run / "checkpoints" / "last.pt").is_file() and (run / "checkpoints" / "best.pt").is_file()
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["ticker"] == "MSFT" and config["train"]["batch_size"] == 64
+    summary = json.loads((run / "summary.json").read_text())
+    assert isinstance(summary["params"], int) and summary["params"] > 0
+    assert set(summary["test"]) == {"loss", "auc", "accuracy", "brier", "log_loss", "pos_rate"}
+    assert set(summary["baselines"]) == {"base_rate", "always_up", "logistic"}
+    for metrics in summary["baselines"].values():
+        assert set(metrics) == {"auc", "accuracy", "brier", "log_loss", "pos_rate"}
+    assert summary["device"].startswith("cpu") and summary["steps"] > 0
+    assert summary["data_md5"]["raw"] and summary["data_md5"]["features"]
+    assert summary["samples_per_s"] > 0 and summary["best_epoch"] in (0, 1)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    kinds = {r["kind"] for r in records}
+    assert {"train", "epoch", "event", "final"} <= kinds
+    assert any(r.get("event") == "checkpoint" for r in records)
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    assert len(epochs) == 2 and "val/auc" in epochs[0]
+    # Plain output (CliRunner is no terminal): no escape codes, one line per epoch.
+    assert "\x1b[" not in result.output
+    assert "test metrics" in result.stdout and "logistic" in result.stdout
+
+
+def test_tensorboard_scalars_readable(cli, tiny_config):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert cli("train", "--config", str(tiny_config), "--run-name", "tb", "--max-steps", "12").exit_code == 0
+    acc = EventAccumulator(str(cli.runs_dir / "tb" / "tb"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"train/loss", "val/loss", "val/auc", "lr", "throughput"} <= tags
+    assert acc.Scalars("train/loss")[-1].step == 12
+
+
+def test_max_steps_inside_first_epoch_still_validates_and_tests(cli, tiny_config):
+    result = cli("train", "--config", str(tiny_config), "--run-name", "short", "--max-steps", "3", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["steps"] == 3 and summary["best_epoch"] == 0
+    assert summary["stop_reason"] == "max_steps=3"
+
+
+def test_dry_run_json(cli, tiny_config):
+    result = cli("train", "--config", str(tiny_config), "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert plan["params"] > 0 and plan["data"]["n_features"] == 20
+    assert plan["data"]["windows"]["train"] > plan["data"]["windows"]["val"] > 0
+    assert plan["config"]["model"]["d_model"] == 16
+    assert not cli.runs_dir.exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--budget", "7m"], "unknown budget '7m'; known budgets: 2m"),
+        (["--tier", "z9"], "unknown tier 'z9'; known tiers: a20"),
+        (["--task", "vibes"], "target.task"),
+        (["--batch-size", "huge"], "--batch-size"),
+    ],
+)
+def test_bad_names_exit_2_before_any_work(cli, tiny_config, args, message):
+    result = cli("train", "--config", str(tiny_config), *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not cli.data_dir.exists() and not cli.runs_dir.exists()
+
+
+def test_unavailable_device_is_a_clear_error(cli, tiny_config):
+    result = cli("train", "--config", str(tiny_config), "--device", "mps")
+    assert result.exit_code == 1
+    assert "--device mps is not available" in result.stderr
+
+
+def test_existing_run_name_refused_and_resume_options_checked(cli, tiny_config):
+    assert cli("train", "--config", str(tiny_config), "--run-name", "x", "--max-steps", "2").exit_code == 0
+    again = cli("train", "--config", str(tiny_config), "--run-name", "x")
+    assert again.exit_code == 2 and "exists" in again.stderr
+    bad = cli("train", "--resume", str(cli.runs_dir / "x"), "--lr", "0.1")
+    assert bad.exit_code == 2 and "--lr cannot be used with --resume" in bad.stderr
+    done = cli("train", "--resume", str(cli.runs_dir / "x"))
+    assert done.exit_code == 0 and "already finished" in done.stderr
+
+
+def _run_lib_config(tiny_config: Path, **train):
+    cfg = load_config(tiny_config, {"train": train}, environ={})
+    return cfg
+
+
+def test_crash_between_checkpoints_then_resume_is_bitwise_identical(tmp_path, tiny_config, reference):
+    data, runs = tmp_path / "data", tmp_path / "runs"
+    cfg = _run_lib_config(tiny_config, checkpoint_every=7)
+
+    def crash(state):
+        if state.step == 17:  # after the checkpoint at step 14, before the one at 21
+            raise RuntimeError("simulated kill")
+
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        run_lib.start_run(cfg, data, runs, run_name="crashed", live=False, step_hook=crash)
+    assert load_checkpoint(runs / "crashed" / "checkpoints" / "last.pt")["step"] == 14
+    outcome = run_lib.resume_run(runs / "crashed", data, live=False)
+    assert outcome.summary["steps"] > 17
+    assert _same(reference, _weights(runs / "crashed"))
+
+
+def test_ctrl_c_saves_and_exits_130_then_resumes_identically(tmp_path, tiny_config, reference):
+    data, runs = tmp_path / "data", tmp_path / "runs"
+    cfg = _run_lib_config(tiny_config)
+
+    def interrupt(state):
+        if state.step == 10:
+            signal.raise_signal(signal.SIGINT)
+
+    from fintrain.train.loop import TrainingStopped
+
+    with pytest.raises(TrainingStopped) as stop:
+        run_lib.start_run(cfg, data, runs, run_name="int", live=False, step_hook=interrupt)
+    assert stop.value.exit_code == 130
+    assert load_checkpoint(runs / "int" / "checkpoints" / "last.pt")["step"] == 10
+    events = [json.loads(x).get("event") for x in (runs / "int" / "metrics.jsonl").read_text().splitlines()]
+    assert "interrupted" in events
+    run_lib.resume_run(runs / "int", data, live=False)
+    assert _same(reference, _weights(runs / "int"))
+
+
+def test_resume_refuses_changed_data(cli, tiny_config):
+    assert cli("train", "--config", str(tiny_config), "--run-name", "r", "--max-steps", "4").exit_code == 0
+    # The raw file changes (a shorter history), so the features are rebuilt with another md5.
+    assert cli("data", "fetch", "MSFT", "--source", "sample", "--end", "2012-06-30").exit_code == 0
+    result = cli("train", "--resume", str(cli.runs_dir / "r"), "--max-steps", "8")
+    assert result.exit_code == 1
+    assert "feature file changed" in result.stderr
+
+
+def _checkpointed_past(metrics: Path, step: int) -> bool:
+    for line in metrics.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a line being written
+            continue
+        if record.get("event") == "checkpoint" and record["step"] >= step:
+            return True
+    return False
+
+
+def test_kill_9_then_resume_is_bitwise_identical(tmp_path, tiny_config, reference):
+    """A real process killed with SIGKILL mid-run resumes to the same final weights."""
+    env = {**os.environ, "FINTRAIN_DATA_DIR": str(tmp_path / "data"), "FINTRAIN_RUNS_DIR": str(tmp_path / "runs")}
+    base = [sys.executable, "-m", "fintrain", "train", "--config", str(tiny_config), "--no-live",
+            "--checkpoint-every", "4"]
+    proc = subprocess.Popen([*base, "--run-name", "killed"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = tmp_path / "runs" / "killed" / "metrics.jsonl"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if metrics.exists() and _checkpointed_past(metrics, 6):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not (tmp_path / "runs" / "killed" / "summary.json").exists(), "the run finished before the kill"
+    subprocess.run([sys.executable, "-m", "fintrain", "train", "--resume", str(tmp_path / "runs" / "killed"), "--no-live"],
+                   env=env, check=True, capture_output=True, timeout=300)
+    assert _same(reference, _weights(tmp_path / "runs" / "killed"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU (cuda)")
+def test_short_run_on_cuda(cli, tiny_config):
+    result = cli("train", "--config", str(tiny_config), "--device", "cuda", "--max-steps", "5", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["device"].startswith("cuda")
+
+
+@pytest.mark.skipif(
+    not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
+    reason="needs Apple-silicon MPS",
+)
+def test_short_run_on_mps(cli, tiny_config):
+    result = cli("train", "--config", str(tiny_config), "--device", "mps", "--max-steps", "5", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["device"] == "mps"
