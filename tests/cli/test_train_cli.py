@@ -257,3 +257,75 @@ def test_short_run_on_mps(cli, tiny_config):
     result = cli("train", "--config", str(tiny_config), "--device", "mps", "--max-steps", "5", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["device"] == "mps"
+
+
+
+EXAMPLE_TRACES = Path(__file__).resolve().parents[2] / "examples" / "thermal"
+
+
+class SteppedMonitor:
+    """The real replay sensor, policy and monitor, sampled synchronously on a fake clock.
+
+    Each ``status()`` (once per training step, or per poll while paused) moves the clock
+    ``seconds_per_call`` forward and samples, so when the pause comes does not depend on how
+    fast this machine trains.
+    """
+
+    def __init__(self, cfg, trace: Path, seconds_per_call: float):
+        from fintrain.thermal import ThermalMonitor, open_sensor
+
+        self.now = 0.0
+        sensor = open_sensor(f"replay:{trace}", clock=lambda: self.now)
+        self.monitor = ThermalMonitor(cfg.thermal, sensor, clock=lambda: self.now)
+        self.seconds_per_call = seconds_per_call
+
+    def status(self):
+        self.now += self.seconds_per_call
+        return self.monitor.sample_once()
+
+    def stop(self):
+        self.monitor.close_sensor()
+
+
+def _events(run_dir: Path) -> list[str]:
+    return [json.loads(x).get("event") for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_thermal_pause_and_resume_leave_weights_unchanged(tmp_path, tiny_config, reference):
+    cfg = _run_lib_config(tiny_config)
+    # 9 trace seconds per step: the 92 C plateau (warning band from ~104 s, paused after the
+    # 30 s dwell) arrives around step 15 of 18, and the pause lasts until the trace cools.
+    factory = lambda c, notify: SteppedMonitor(c, EXAMPLE_TRACES / "rise_to_92.csv", 9.0)
+    outcome = run_lib.start_run(cfg, tmp_path / "data", tmp_path / "runs", run_name="hot", live=False,
+                                monitor_factory=factory)
+    names = _events(outcome.run_dir)
+    assert names.count("thermal_pause") == 1 and names.count("thermal_resume") == 1
+    assert names.index("thermal_pause") < names.index("thermal_resume")
+    assert outcome.summary["temp_max_c"] >= 85 and outcome.summary["paused_total_s"] > 0
+    assert _same(reference, _weights(outcome.run_dir))
+
+
+def test_thermal_critical_exits_3_with_a_checkpoint_that_resumes(tmp_path, tiny_config, reference):
+    from fintrain.train.loop import TrainingStopped
+
+    cfg = _run_lib_config(tiny_config)
+    factory = lambda c, notify: SteppedMonitor(c, EXAMPLE_TRACES / "critical_97.csv", 9.0)
+    with pytest.raises(TrainingStopped) as stop:
+        run_lib.start_run(cfg, tmp_path / "data", tmp_path / "runs", run_name="crit", live=False,
+                          monitor_factory=factory)
+    assert stop.value.exit_code == 3
+    run = tmp_path / "runs" / "crit"
+    assert (run / "checkpoints" / "last.pt").is_file() and not (run / "summary.json").exists()
+    assert "thermal_stop" in _events(run)
+    run_lib.resume_run(run, tmp_path / "data", {"thermal.source": "none"}, live=False)
+    assert _same(reference, _weights(run))
+
+
+def test_thermal_stop_through_the_cli_exits_3(cli, tiny_config):
+    """The real command with a replay: a trace that starts critical stops before any step."""
+    trace = cli.root / "hot.csv"
+    trace.write_text("t_s,temp_c,pressure\n" + "".join(f"{t},99,\n" for t in range(0, 60, 1)))
+    result = cli("train", "--config", str(tiny_config), "--run-name", "c", "--thermal-source",
+                 f"replay:{trace}?speed=50", env={"FINTRAIN_THERMAL__INTERVAL_S": "0.02"})
+    assert result.exit_code == 3, result.output
+    assert "thermal critical" in result.stderr and "resume with: fintrain train --resume" in result.stderr

@@ -361,7 +361,7 @@ def fit(
                           f"{_fmt_temp(status.temp_c)}", paused_s=paused_s, temp_c=status.temp_c)
                 return status
             sink.log({"kind": "status", "state": "paused", "paused_s": paused_s,
-                      **_thermal_record(status), "memory_bytes": None}, state.step)
+                      **_thermal_record(status), "memory_bytes": memory_in_use(device)}, state.step)
             sleep(0.05)
 
     with _StopRequest() as stop_request:

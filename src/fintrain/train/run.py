@@ -154,8 +154,11 @@ def plan_run(cfg: RunConfig, data_dir: Path, notify: Callable[[str], None] = log
     return Plan(cfg, device, prepared, model, model_cfg, batch_size, origin)
 
 
-def _open_monitor(cfg: RunConfig, notify: Callable[[str], None]) -> Any:
-    """A started thermal monitor, or None when monitoring is off."""
+MonitorFactory = Callable[[RunConfig, Callable[[str], None]], Any]
+
+
+def open_monitor(cfg: RunConfig, notify: Callable[[str], None]) -> Any:
+    """A started thermal monitor (sampling on its own thread), or None when monitoring is off."""
     if cfg.thermal.source == "none":
         return None
     from fintrain.thermal import ThermalMonitor, open_sensor
@@ -214,6 +217,7 @@ def _execute(
     console: Console | None,
     notify: Callable[[str], None],
     step_hook: Callable[[FitState], None] | None = None,
+    monitor_factory: MonitorFactory = open_monitor,
 ) -> dict[str, Any]:
     """Fit, then evaluate the best checkpoint on the test split and write summary.json."""
     from fintrain.tracking import make_sinks
@@ -238,7 +242,7 @@ def _execute(
     sink = make_sinks(info, run_dir, _hparams(plan), live=live, console=console)
     monitor = None
     try:
-        monitor = _open_monitor(cfg, notify)
+        monitor = monitor_factory(cfg, notify)
         result = fit(
             plan.model, splits.train, splits.val, cfg.train, cfg.target.task, sink, checkpointer,
             batch_size=plan.batch_size, monitor=monitor, resume=resume, pos_weight=pos_weight,
@@ -301,8 +305,13 @@ def start_run(
     console: Console | None = None,
     notify: Callable[[str], None] = log.info,
     step_hook: Callable[[FitState], None] | None = None,
+    monitor_factory: MonitorFactory = open_monitor,
 ) -> RunOutcome:
-    """Train a new run in ``runs_dir/run_name``; an existing name is refused."""
+    """Train a new run in ``runs_dir/run_name``; an existing name is refused.
+
+    ``step_hook`` (called after each optimizer step) and ``monitor_factory`` (which opens the
+    thermal monitor) are seams for tests.
+    """
     name = run_name or default_run_name(cfg)
     run_dir = Path(runs_dir) / name
     if run_dir.exists():
@@ -316,7 +325,8 @@ def start_run(
     plan.cfg = cfg
     (run_dir / CHECKPOINT_DIR).mkdir(parents=True)
     atomic_write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
-    summary = _execute(plan, run_dir, resume=None, live=live, console=console, notify=notify, step_hook=step_hook)
+    summary = _execute(plan, run_dir, resume=None, live=live, console=console, notify=notify,
+                       step_hook=step_hook, monitor_factory=monitor_factory)
     return RunOutcome(run_dir, summary)
 
 
@@ -348,6 +358,7 @@ def resume_run(
     console: Console | None = None,
     notify: Callable[[str], None] = log.info,
     step_hook: Callable[[FitState], None] | None = None,
+    monitor_factory: MonitorFactory = open_monitor,
 ) -> RunOutcome:
     """Continue a run from ``checkpoints/last.pt`` to its configured end."""
     run_dir = Path(run_dir)
@@ -371,7 +382,8 @@ def resume_run(
             f"{checkpoint['data_md5']['features'][:12]} then, {plan.prepared.data_md5()['features'][:12]} "
             "now); resuming would train on different data: start a new run instead"
         )
-    summary = _execute(plan, run_dir, resume=checkpoint, live=live, console=console, notify=notify, step_hook=step_hook)
+    summary = _execute(plan, run_dir, resume=checkpoint, live=live, console=console, notify=notify,
+                       step_hook=step_hook, monitor_factory=monitor_factory)
     return RunOutcome(run_dir, summary)
 
 
