@@ -99,7 +99,7 @@ def load_spy(path: Path) -> tuple[pl.DataFrame, str]:
 def bench_single(spy: pl.DataFrame, data_dir: Path, repeats: int) -> pl.DataFrame:
     save_raw(data_dir, "SPY", RawSeries(spy, "benchmark", True), name="SPY", min_rows=1)
     path = raw_path(data_dir, "SPY")
-    print("\n1. One ticker, raw Parquet -> features (median of %d)" % repeats)
+    print(f"\n1. One ticker, raw Parquet -> features (median of {repeats})")
     print(f"   {'tier':5} {'median ms':>10} {'min ms':>8} {'cpu ms':>8}  verdict")
     built = None
     for tier, target in (("a20", 50.0), ("a50", 100.0)):

@@ -10,9 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-import fintrain.features.tiers as tiers
 from fintrain.errors import ConfigError, FeatureError
-from fintrain.features import TIERS, build_features, feature_names, tier_hash, tier_warmup
+from fintrain.features import (
+    TIERS,
+    build_features,
+    feature_names,
+    tier_hash,
+    tier_warmup,
+    tiers,
+)
 from fintrain.features.build import needs_over
 
 SHARED_SPY = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "SPY_daily_1993-2021.csv"
@@ -105,10 +111,12 @@ def test_many_tickers_in_one_frame_equal_separate_builds(make_ohlcv) -> None:
     ).select("ticker", "date", "open", "high", "low", "close", "volume")
     together = build_features(universe.lazy(), "a50")
     assert together["ticker"].unique(maintain_order=True).to_list() == list(parts)
+    # Split into one query per ticker, the result is the same.
+    assert_frame_equal(build_features(universe, "a50", tickers_per_query=1), together)
     for ticker, part in parts.items():
         alone = build_features(part, "a50")
         mine = together.filter(pl.col("ticker") == ticker).drop("ticker")
-        assert_frame_equal(mine, alone, check_exact=False, rel_tol=1e-9, abs_tol=1e-9)
+        assert_frame_equal(mine, alone, check_exact=False, rel_tol=1e-12, abs_tol=1e-12)
 
 
 def test_only_recursive_expressions_run_per_ticker() -> None:
@@ -149,3 +157,11 @@ def test_tier_hash_is_stable_and_follows_the_definition(monkeypatch: pytest.Monk
     changed = (*tiers.A20[:4], tiers.sma_ratio(150), *tiers.A20[5:])
     monkeypatch.setitem(tiers.TIERS, "a20", changed)
     assert tier_hash("a20") != before
+
+
+def test_a_ticker_split_in_two_blocks_is_refused(make_ohlcv) -> None:
+    a = make_ohlcv(1400, seed=1).with_columns(ticker=pl.lit("A"))
+    b = make_ohlcv(700, seed=2).with_columns(ticker=pl.lit("B"))
+    scattered = pl.concat([a.head(700), b, a.slice(700)])
+    with pytest.raises(FeatureError, match="contiguous"):
+        build_features(scattered, "a20")

@@ -8,7 +8,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-import fintrain.features.store as store
 from fintrain.data.sources import RawSeries
 from fintrain.data.store import raw_path, save_raw
 from fintrain.errors import ConfigError, DataError, FeatureError
@@ -17,6 +16,7 @@ from fintrain.features import (
     feature_names,
     features_path,
     read_features,
+    store,
     tier_hash,
     tier_warmup,
 )

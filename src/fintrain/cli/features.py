@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from fintrain import features as features_lib
-from fintrain.cli.common import err_console, out_console, print_json, run_config, workspace
+from fintrain.cli.common import (
+    err_console,
+    out_console,
+    print_json,
+    run_config,
+    workspace,
+)
 
 app = typer.Typer(
     help="Build stationary feature tiers from raw OHLCV, and describe them.\n\n"
@@ -22,9 +28,9 @@ app = typer.Typer(
 def build(
     ctx: typer.Context,
     ticker: Annotated[str, typer.Argument(help="Ticker whose raw data to build from, e.g. SPY.")],
-    tier: Annotated[Optional[str], typer.Option(help="Feature tier (default a20).")] = None,
+    tier: Annotated[str | None, typer.Option(help="Feature tier (default a20).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even when current.")] = False,
-    config: Annotated[Optional[Path], typer.Option(help="TOML config file.")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML config file.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the manifest entry as JSON.")] = False,
 ) -> None:
     """Build TICKER's features for a tier, unless they are current (same raw md5, same tier).
@@ -79,7 +85,7 @@ def _tier_rows() -> list[dict[str, Any]]:
 
 @app.command()
 def describe(
-    tier: Annotated[Optional[str], typer.Argument(help="A tier, e.g. a20; omit to list tiers.")] = None,
+    tier: Annotated[str | None, typer.Argument(help="A tier, e.g. a20; omit to list tiers.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Each feature of TIER: name, formula in words and warm-up rows; or the list of tiers.

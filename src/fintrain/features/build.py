@@ -17,6 +17,8 @@ from fintrain.features.tiers import Feature, get_tier, tier_warmup
 
 OHLCV = ("open", "high", "low", "close", "volume")
 TICKER = "ticker"
+# Tickers per query for a universe (see build_features).
+TICKERS_PER_QUERY = 100
 
 
 # Recursive operations carry state from row to row, so over a frame of several tickers they must
@@ -135,13 +137,30 @@ def feature_plan(
     )
 
 
-def build_features(frame: pl.DataFrame | pl.LazyFrame, tier: str) -> pl.DataFrame:
+def _ticker_chunks(lf: pl.LazyFrame, size: int) -> list[pl.Series]:
+    """The frame's tickers in groups of ``size``, in order of appearance; none without tickers."""
+    if TICKER not in lf.collect_schema() or size < 1:
+        return []
+    tickers = lf.select(pl.col(TICKER).unique(maintain_order=True)).collect()[TICKER]
+    return [tickers.slice(i, size) for i in range(0, tickers.len(), size)]
+
+
+def build_features(
+    frame: pl.DataFrame | pl.LazyFrame,
+    tier: str,
+    *,
+    tickers_per_query: int = TICKERS_PER_QUERY,
+) -> pl.DataFrame:
     """A tier's features for an OHLCV frame, warm-up rows dropped.
 
     Args:
-        frame: columns ``date, open, high, low, close, volume`` (and optionally ``ticker``),
-            eager or lazy; it is sorted by (ticker,) date here.
+        frame: columns ``date, open, high, low, close, volume`` and optionally ``ticker``,
+            eager or lazy, in date order (within each ticker, each ticker's rows together).
         tier: a name in ``TIERS``.
+        tickers_per_query: a frame of more tickers is built as several queries of this many
+            tickers, collected together (``pl.collect_all``): on two cores that is about twice
+            as fast as one query over a universe of hundreds, and each query's memory stays
+            bounded. Results do not depend on it.
 
     Returns:
         ``date, [ticker,] open, high, low, close, volume`` and the tier's feature columns
@@ -150,10 +169,21 @@ def build_features(frame: pl.DataFrame | pl.LazyFrame, tier: str) -> pl.DataFram
 
     Raises:
         ConfigError: unknown tier.
-        FeatureError: missing columns, or a non-finite feature value after the warm-up.
+        FeatureError: missing columns, rows out of order, or a non-finite feature value after
+            the warm-up.
     """
     features = get_tier(tier)
-    out = feature_plan(frame, features, tier_warmup(tier)).collect()
+    warmup = tier_warmup(tier)
+    lf = frame.lazy()
+    chunks = _ticker_chunks(lf, tickers_per_query)
+    if len(chunks) <= 1:
+        out = feature_plan(lf, features, warmup).collect()
+    else:
+        plans = [
+            feature_plan(lf.filter(pl.col(TICKER).is_in(chunk.implode())), features, warmup)
+            for chunk in chunks
+        ]
+        out = pl.concat(pl.collect_all(plans))
     check_order(out)
     out = out.drop("_out_of_order")
     check_finite(out, [f.name for f in features])

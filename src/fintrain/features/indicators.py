@@ -88,26 +88,29 @@ def stoch(x: pl.Expr, n: int) -> pl.Expr:
     return safe_div(x - lo, hi - lo, 0.5)
 
 
-def true_range_column() -> pl.Expr:
-    """Helper ``_tr``: max(high - low, |high - prev close|, |low - prev close|), null first."""
+def true_range() -> pl.Expr:
+    """max(high - low, |high - prev close|, |low - prev close|); null on the first row."""
     prev = close.shift(1)
     return (
         pl.when(prev.is_null())
         .then(None)
         .otherwise(pl.max_horizontal(high - low, (high - prev).abs(), (low - prev).abs()))
-        .alias("_tr")
     )
 
 
 def atr_column(n: int) -> pl.Expr:
-    """Helper ``_atr_n``: Wilder's average true range, in price units (needs ``_tr``)."""
-    return wilder(pl.col("_tr"), n).alias(f"_atr_{n}")
+    """Helper ``_atr_n``: Wilder's average true range, in price units.
+
+    The true range stays inside this expression (not a helper of its own) so that, over a frame
+    of several tickers, its ``shift`` runs per ticker together with the smoothing.
+    """
+    return wilder(true_range(), n).alias(f"_atr_{n}")
 
 
 def adx_columns(n: int) -> tuple[pl.Expr, ...]:
     """Helper columns ending in ``_adx_n``, Wilder's average directional index, 0..100.
 
-    Needs ``_tr`` and ``_atr_n``.
+    Needs ``_atr_n``.
     """
     up = high.diff()
     down = -low.diff()

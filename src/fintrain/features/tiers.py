@@ -160,7 +160,7 @@ def atr_feature(n: int = 14) -> Feature:
         (pl.col(f"_atr_{n}") / close).alias(f"atr_rel_{n}"),
         f"Wilder ATR({n}) / close",
         1 + ind.ewm_warmup(1.0 / n),
-        helpers=(ind.true_range_column(), ind.atr_column(n)),
+        helpers=(ind.atr_column(n),),
     )
 
 
@@ -170,7 +170,7 @@ def adx_feature(n: int = 14) -> Feature:
         pl.col(f"_adx_{n}").alias(f"adx_{n}"),
         f"Wilder ADX({n}), trend strength 0..100",
         1 + 2 * ind.ewm_warmup(1.0 / n),
-        helpers=(ind.true_range_column(), ind.atr_column(n), *ind.adx_columns(n)),
+        helpers=(ind.atr_column(n), *ind.adx_columns(n)),
     )
 
 
