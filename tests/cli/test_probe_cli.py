@@ -103,6 +103,7 @@ def test_table_and_recommendation(workspace, cache):
     assert "batch size" in result.stdout and "samples/s" in result.stdout
     assert "recommended batch size:" in result.stdout and "largest that fits: 16" in result.stdout
     assert "max_batch is 16" in result.stdout
+    assert "memory cap:" in result.stdout and "(80% of" in result.stdout
 
 
 def test_memory_cap_below_the_smallest_size_fails_with_one_line(workspace, cache):

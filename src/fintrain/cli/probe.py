@@ -112,6 +112,10 @@ def probe_batch(
         out_console.print(f"recommended batch size: [bold]{result.recommended}[/]  largest that fits: "
                           f"{result.largest_fit}", highlight=False)
         out_console.print(result.reason, highlight=False, soft_wrap=True)
+        if result.memory_cap_bytes is not None:
+            out_console.print(
+                f"memory cap: {format_bytes(result.memory_cap_bytes)} ({cfg.probe.memory_fraction:.0%} "
+                f"of {format_bytes(result.memory_budget_bytes)})", highlight=False)
     if run.cache_file is not None:
         err_console.print(f"cached for `fintrain train --batch-size auto`: {run.cache_file}",
                           style="dim", highlight=False, soft_wrap=True)

@@ -212,8 +212,9 @@ def search_batch_size(
         device: the device's name, for the result.
         n_train: training-set size (batches larger than it are never tried).
         clock: seconds, monotonic (``time.perf_counter``).
-        release: frees the memory of a failed trial (gc and the backend's cache); called after
-            the ``except`` block, whose traceback would otherwise keep the tensors alive.
+        release: frees a finished trial's memory (gc and the backend's cache) so the next trial
+            starts clean; after an out-of-memory it is called once the ``except`` block is
+            left, since the traceback would otherwise keep the tensors alive.
         on_start: called with each size before its trial (progress display).
         on_trial: called with each finished trial.
 
