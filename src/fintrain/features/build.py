@@ -43,7 +43,10 @@ def helper_stages(features: tuple[Feature, ...] | list[Feature]) -> list[list[pl
     helpers: dict[str, pl.Expr] = {}
     for feature in features:
         for helper in feature.helpers:
-            helpers.setdefault(helper.meta.output_name(), helper)
+            name = helper.meta.output_name()
+            known = helpers.setdefault(name, helper)
+            if not known.meta.eq(helper):
+                raise ValueError(f"helper column {name} is defined twice, differently")
     stage: dict[str, int] = {}
 
     def depth(name: str) -> int:

@@ -45,9 +45,6 @@ def safe_div(num: pl.Expr, den: pl.Expr, fallback: float) -> pl.Expr:
     return pl.when(den.abs() > EPS).then(num / den).otherwise(pl.lit(fallback, dtype=pl.Float64))
 
 
-def sma(x: pl.Expr, n: int) -> pl.Expr:
-    """Simple moving average over n rows (null for the first n-1)."""
-    return x.rolling_mean(n)
 
 
 def ema(x: pl.Expr, n: int) -> pl.Expr:
@@ -55,10 +52,6 @@ def ema(x: pl.Expr, n: int) -> pl.Expr:
     return x.ewm_mean(span=n, adjust=False)
 
 
-def dema(x: pl.Expr, n: int) -> pl.Expr:
-    """Double-exponential moving average: 2 EMA(n) - EMA(EMA(n))."""
-    e1 = ema(x, n)
-    return 2 * e1 - ema(e1, n)
 
 
 def wilder(x: pl.Expr, n: int) -> pl.Expr:
@@ -81,11 +74,6 @@ def rsi_columns(n: int) -> tuple[pl.Expr, ...]:
     )
 
 
-def stoch(x: pl.Expr, n: int) -> pl.Expr:
-    """Where x sits in its own n-row range, in [0, 1]; 0.5 for a flat range."""
-    lo = x.rolling_min(n)
-    hi = x.rolling_max(n)
-    return safe_div(x - lo, hi - lo, 0.5)
 
 
 def true_range() -> pl.Expr:
@@ -145,10 +133,6 @@ def money_flow_volume() -> pl.Expr:
     return safe_div((close - low) - (high - close), high - low, 0.0) * volume
 
 
-def ad_oscillator(fast: int = 3, slow: int = 10) -> pl.Expr:
-    """Chaikin oscillator: EMA(fast) - EMA(slow) of the accumulation/distribution line."""
-    line = money_flow_volume().cum_sum()
-    return ema(line, fast) - ema(line, slow)
 
 
 def typical_price() -> pl.Expr:
@@ -156,18 +140,8 @@ def typical_price() -> pl.Expr:
     return (high + low + close) / 3.0
 
 
-def vwap(n: int) -> pl.Expr:
-    """Volume-weighted typical price over n rows; the plain mean where no volume traded."""
-    weighted = (typical_price() * volume).rolling_sum(n)
-    vol = volume.rolling_sum(n)
-    return pl.when(vol > EPS).then(weighted / vol).otherwise(typical_price().rolling_mean(n))
 
 
 def log_return(n: int = 1) -> pl.Expr:
     """log(close_t / close_{t-n})."""
     return (close / close.shift(n)).log()
-
-
-def zscore(x: pl.Expr, n: int) -> pl.Expr:
-    """(x - mean_n(x)) / std_n(x) over a trailing n-row window; 0 where x was constant."""
-    return safe_div(x - x.rolling_mean(n), x.rolling_std(n), 0.0)

@@ -57,8 +57,55 @@ def _weekly_rows(weeks: int) -> int:
     return (weeks + 1) * DAYS_PER_WEEK
 
 
+def _h(name: str, expr: pl.Expr) -> pl.Expr:
+    """A helper column's definition, named ``_name``."""
+    return expr.alias(f"_{name}")
+
+
+def _c(name: str) -> pl.Expr:
+    """A reference to the helper column ``_name``."""
+    return pl.col(f"_{name}")
+
+
 def _ratio_to_close(level: pl.Expr) -> pl.Expr:
     return ind.safe_div(close, level, 1.0) - 1.0
+
+
+# Rolling statistics that several features share; each is computed once as a helper column
+# (Polars does not eliminate repeated rolling sub-expressions by itself).
+def _sma(n: int) -> pl.Expr:
+    return _h(f"sma_{n}", close.rolling_mean(n))
+
+
+def _sd0(n: int) -> pl.Expr:
+    return _h(f"sd0_{n}", close.rolling_std(n, ddof=0))
+
+
+_VOL_MEAN_20 = _h("vol_mean_20", volume.rolling_mean(20))
+_RET1 = _h("ret_1", ind.log_return(1))
+_ret1 = _c("ret_1")
+
+
+def _ret_std(n: int) -> pl.Expr:
+    return _h(f"ret_1_std_{n}", _ret1.rolling_std(n))
+
+
+def _ret_mean(n: int) -> pl.Expr:
+    return _h(f"ret_1_mean_{n}", _ret1.rolling_mean(n))
+
+
+def _stoch_of(src: str, n: int) -> tuple[pl.Expr, tuple[pl.Expr, ...]]:
+    """Where helper ``_src`` sits in its n-row range (0..1, 0.5 when flat), and the helpers."""
+    x, lo, hi = _c(src), _c(f"{src}_lo_{n}"), _c(f"{src}_hi_{n}")
+    helpers = (_h(f"{src}_lo_{n}", x.rolling_min(n)), _h(f"{src}_hi_{n}", x.rolling_max(n)))
+    return ind.safe_div(x - lo, hi - lo, 0.5), helpers
+
+
+def _zscore_of(src: str, n: int) -> tuple[pl.Expr, tuple[pl.Expr, ...]]:
+    """(x - mean_n) / std_n of helper ``_src`` (0 where it was constant), and the helpers."""
+    x, mean, sd = _c(src), _c(f"{src}_mean_{n}"), _c(f"{src}_std_{n}")
+    helpers = (_h(f"{src}_mean_{n}", x.rolling_mean(n)), _h(f"{src}_std_{n}", x.rolling_std(n)))
+    return ind.safe_div(x - mean, sd, 0.0), helpers
 
 
 # --- the a20 features -------------------------------------------------------------------------
@@ -67,25 +114,29 @@ def _ratio_to_close(level: pl.Expr) -> pl.Expr:
 def sma_ratio(n: int) -> Feature:
     """close / SMA(n) - 1."""
     return Feature(
-        _ratio_to_close(ind.sma(close, n)).alias(f"sma_ratio_{n}"),
+        _ratio_to_close(_c(f"sma_{n}")).alias(f"sma_ratio_{n}"),
         f"close / SMA({n}) of close - 1",
         n - 1,
+        helpers=(_sma(n),),
     )
 
 
 def dema_ratio(n: int) -> Feature:
     """close / DEMA(n) - 1."""
+    ema_n = _h(f"ema_{n}", ind.ema(close, n))
+    dema_n = _h(f"dema_{n}", 2 * _c(f"ema_{n}") - ind.ema(_c(f"ema_{n}"), n))
     return Feature(
-        _ratio_to_close(ind.dema(close, n)).alias(f"dema_ratio_{n}"),
+        _ratio_to_close(_c(f"dema_{n}")).alias(f"dema_ratio_{n}"),
         f"close / DEMA({n}) - 1, DEMA = 2 EMA({n}) - EMA(EMA({n}))",
         2 * ind.ewm_warmup(ind.span_alpha(n)),
+        helpers=(ema_n, dema_n),
     )
 
 
 def rsi_feature(n: int) -> Feature:
     """Daily RSI(n)."""
     return Feature(
-        pl.col(f"_rsi_{n}").alias(f"rsi_{n}"),
+        _c(f"rsi_{n}").alias(f"rsi_{n}"),
         f"Wilder RSI({n}) of close, 0..100",
         1 + ind.ewm_warmup(1.0 / n),
         helpers=ind.rsi_columns(n),
@@ -94,18 +145,19 @@ def rsi_feature(n: int) -> Feature:
 
 def stoch_rsi_feature(n: int) -> Feature:
     """Daily StochRSI(n)."""
+    expr, helpers = _stoch_of(f"rsi_{n}", n)
     return Feature(
-        ind.stoch(pl.col(f"_rsi_{n}"), n).alias(f"stoch_rsi_{n}"),
+        expr.alias(f"stoch_rsi_{n}"),
         f"position of RSI({n}) in its {n}-day range, 0..1",
         1 + ind.ewm_warmup(1.0 / n) + n - 1,
-        helpers=ind.rsi_columns(n),
+        helpers=(*ind.rsi_columns(n), *helpers),
     )
 
 
 def weekly_rsi_feature(n: int) -> Feature:
     """RSI(n) of weekly closes, from completed weeks."""
     return Feature(
-        pl.col(f"_rsi_{n}").alias(f"rsi_{n}_w"),
+        _c(f"rsi_{n}").alias(f"rsi_{n}_w"),
         f"Wilder RSI({n}) of weekly closes (last completed week), 0..100",
         _weekly_rows(1 + ind.ewm_warmup(1.0 / n)),
         weekly=True,
@@ -115,49 +167,56 @@ def weekly_rsi_feature(n: int) -> Feature:
 
 def weekly_stoch_rsi_feature(n: int) -> Feature:
     """StochRSI(n) of weekly closes, from completed weeks."""
+    expr, helpers = _stoch_of(f"rsi_{n}", n)
     return Feature(
-        ind.stoch(pl.col(f"_rsi_{n}"), n).alias(f"stoch_rsi_{n}_w"),
+        expr.alias(f"stoch_rsi_{n}_w"),
         f"position of weekly RSI({n}) in its {n}-week range (last completed week), 0..1",
         _weekly_rows(1 + ind.ewm_warmup(1.0 / n) + n - 1),
         weekly=True,
-        helpers=ind.rsi_columns(n),
+        helpers=(*ind.rsi_columns(n), *helpers),
     )
 
 
-def macd_feature(fast: int = 12, slow: int = 26) -> Feature:
+_MACD = _h("macd", ind.macd_line(12, 26))
+
+
+def macd_feature() -> Feature:
     """MACD line relative to close."""
     return Feature(
-        (pl.col("_macd") / close).alias("macd_rel"),
-        f"(EMA({fast}) - EMA({slow})) / close",
-        ind.ewm_warmup(ind.span_alpha(slow)),
-        helpers=(ind.macd_line(fast, slow).alias("_macd"),),
+        (_c("macd") / close).alias("macd_rel"),
+        "(EMA(12) - EMA(26)) / close",
+        ind.ewm_warmup(ind.span_alpha(26)),
+        helpers=(_MACD,),
     )
 
 
 def obv_feature(n: int = 20) -> Feature:
     """OBV as a rolling z-score of its daily change."""
+    expr, helpers = _zscore_of("obv_change", n)
     return Feature(
-        ind.zscore(ind.obv_change(), n).alias(f"obv_z_{n}"),
+        expr.alias(f"obv_z_{n}"),
         f"z-score over {n} days of OBV's daily change (sign of close change x volume)",
         n,
+        helpers=(_h("obv_change", ind.obv_change()), *helpers),
     )
 
 
-def ad_oscillator_feature(fast: int = 3, slow: int = 10, n: int = 20) -> Feature:
+def ad_oscillator_feature() -> Feature:
     """Chaikin A/D oscillator over mean volume."""
+    line = _h("ad_line", ind.money_flow_volume().cum_sum())
+    osc = _h("ad_osc", ind.ema(_c("ad_line"), 3) - ind.ema(_c("ad_line"), 10))
     return Feature(
-        ind.safe_div(ind.ad_oscillator(fast, slow), volume.rolling_mean(n), 0.0).alias(
-            "ad_osc_rel"
-        ),
-        f"Chaikin oscillator (EMA({fast}) - EMA({slow}) of the A/D line) / mean volume({n})",
-        max(ind.ewm_warmup(ind.span_alpha(slow)), n - 1),
+        ind.safe_div(_c("ad_osc"), _c("vol_mean_20"), 0.0).alias("ad_osc_rel"),
+        "Chaikin oscillator (EMA(3) - EMA(10) of the A/D line) / mean volume(20)",
+        max(ind.ewm_warmup(ind.span_alpha(10)), 19),
+        helpers=(line, osc, _VOL_MEAN_20),
     )
 
 
 def atr_feature(n: int = 14) -> Feature:
     """ATR relative to close."""
     return Feature(
-        (pl.col(f"_atr_{n}") / close).alias(f"atr_rel_{n}"),
+        (_c(f"atr_{n}") / close).alias(f"atr_rel_{n}"),
         f"Wilder ATR({n}) / close",
         1 + ind.ewm_warmup(1.0 / n),
         helpers=(ind.atr_column(n),),
@@ -167,7 +226,7 @@ def atr_feature(n: int = 14) -> Feature:
 def adx_feature(n: int = 14) -> Feature:
     """Wilder's ADX."""
     return Feature(
-        pl.col(f"_adx_{n}").alias(f"adx_{n}"),
+        _c(f"adx_{n}").alias(f"adx_{n}"),
         f"Wilder ADX({n}), trend strength 0..100",
         1 + 2 * ind.ewm_warmup(1.0 / n),
         helpers=(ind.atr_column(n), *ind.adx_columns(n)),
@@ -176,21 +235,31 @@ def adx_feature(n: int = 14) -> Feature:
 
 def bollinger_pctb_feature(n: int = 20, k: float = 2.0) -> Feature:
     """Bollinger %B."""
-    mid = ind.sma(close, n)
-    sd = close.rolling_std(n, ddof=0)
+    mid, sd = _c(f"sma_{n}"), _c(f"sd0_{n}")
     return Feature(
         ind.safe_div(close - (mid - k * sd), 2 * k * sd, 0.5).alias(f"bb_pctb_{n}"),
         f"Bollinger %B: (close - lower) / (upper - lower), bands SMA({n}) +- {k:g} std (ddof 0)",
         n - 1,
+        helpers=(_sma(n), _sd0(n)),
     )
 
 
 def vwap_feature(n: int = 20) -> Feature:
     """close over the n-day VWAP."""
+    tp = ind.typical_price()
+    helpers = (
+        _h(f"tpv_sum_{n}", (tp * volume).rolling_sum(n)),
+        _h(f"vol_sum_{n}", volume.rolling_sum(n)),
+        _h(f"tp_mean_{n}", tp.rolling_mean(n)),
+    )
+    vol = _c(f"vol_sum_{n}")
+    # Where no volume traded for n days, the plain mean of the typical price stands in.
+    vwap = pl.when(vol > ind.EPS).then(_c(f"tpv_sum_{n}") / vol).otherwise(_c(f"tp_mean_{n}"))
     return Feature(
-        _ratio_to_close(ind.vwap(n)).alias(f"vwap_ratio_{n}"),
+        _ratio_to_close(vwap).alias(f"vwap_ratio_{n}"),
         f"close / VWAP({n}) - 1, VWAP of the typical price (h+l+c)/3",
         n - 1,
+        helpers=helpers,
     )
 
 
@@ -212,8 +281,6 @@ A20: tuple[Feature, ...] = (
 
 # --- the a50 additions ------------------------------------------------------------------------
 
-_ret1 = pl.col("_ret_1")
-_RET1 = (ind.log_return(1).alias("_ret_1"),)
 _sqrt_year = math.sqrt(ANNUAL_DAYS)
 # A calm month with no down day has a downside deviation of ~0; bound the ratio instead of
 # letting it explode. Annualised Sharpe and Sortino of a 20-60 day window rarely exceed 20.
@@ -228,18 +295,18 @@ def log_return_feature(n: int) -> Feature:
 def realised_vol_feature(n: int) -> Feature:
     """Annualised realised volatility."""
     return Feature(
-        (_ret1.rolling_std(n) * _sqrt_year).alias(f"rvol_{n}"),
+        (_c(f"ret_1_std_{n}") * _sqrt_year).alias(f"rvol_{n}"),
         f"std of daily log returns over {n} days x sqrt({ANNUAL_DAYS})",
         n,
-        helpers=_RET1,
+        helpers=(_RET1, _ret_std(n)),
     )
 
 
 def parkinson_feature(n: int = 21) -> Feature:
     """Parkinson high-low volatility."""
-    hl2 = (high / low).log() ** 2
+    hl2_mean = ((high / low).log() ** 2).rolling_mean(n).clip(lower_bound=0.0)
     return Feature(
-        ((hl2.rolling_mean(n).clip(lower_bound=0.0) / (4 * math.log(2))).sqrt() * _sqrt_year).alias(f"parkinson_vol_{n}"),
+        ((hl2_mean / (4 * math.log(2))).sqrt() * _sqrt_year).alias(f"parkinson_vol_{n}"),
         f"sqrt(mean over {n} days of ln(h/l)^2 / (4 ln 2)) x sqrt({ANNUAL_DAYS})",
         n - 1,
     )
@@ -257,21 +324,23 @@ def garman_klass_feature(n: int = 21) -> Feature:
 
 def rolling_ratio_feature(n: int, downside: bool) -> Feature:
     """Rolling annualised Sharpe (or Sortino) ratio of daily log returns."""
-    mean = _ret1.rolling_mean(n)
     if downside:
         # clip: a rolling mean of squares can come out a hair below zero in floating point.
-        dev = (_ret1.clip(upper_bound=0.0) ** 2).rolling_mean(n).clip(lower_bound=0.0).sqrt()
+        dd = (_ret1.clip(upper_bound=0.0) ** 2).rolling_mean(n).clip(lower_bound=0.0).sqrt()
+        dev_helper = _h(f"ret_1_dd_{n}", dd)
+        dev = _c(f"ret_1_dd_{n}")
         name, words = f"sortino_{n}", "downside deviation"
     else:
-        dev = _ret1.rolling_std(n)
+        dev_helper = _ret_std(n)
+        dev = _c(f"ret_1_std_{n}")
         name, words = f"sharpe_{n}", "std"
-    ratio = ind.safe_div(mean, dev, 0.0) * _sqrt_year
+    ratio = ind.safe_div(_c(f"ret_1_mean_{n}"), dev, 0.0) * _sqrt_year
     return Feature(
         ratio.clip(-RATIO_CLIP, RATIO_CLIP).alias(name),
         f"mean / {words} of daily log returns over {n} days x sqrt({ANNUAL_DAYS}), "
         f"clipped to +-{RATIO_CLIP:g}",
         n,
-        helpers=_RET1,
+        helpers=(_RET1, _ret_mean(n), dev_helper),
     )
 
 
@@ -286,12 +355,44 @@ def _dow(fn: str) -> pl.Expr:
     return angle.sin() if fn == "sin" else angle.cos()
 
 
-_vol_log = volume.log1p()
-_bb_sd = close.rolling_std(20, ddof=0)
-_macd = pl.col("_macd")
-_mf = ind.typical_price() * volume
-_tp_up = ind.typical_price().diff() > 0
-_tp_down = ind.typical_price().diff() < 0
+def _volume_z(n: int) -> Feature:
+    expr, helpers = _zscore_of("log_volume", n)
+    return _simple(
+        f"volume_z_{n}",
+        expr,
+        f"z-score over {n} days of log(1 + volume)",
+        n - 1,
+        (_h("log_volume", volume.log1p()), *helpers),
+    )
+
+
+def _money_flow_index(n: int) -> Feature:
+    tp = ind.typical_price()
+    flow = tp * volume
+    up, down = tp.diff() > 0, tp.diff() < 0
+    helpers = (
+        _h(f"mf_up_{n}", pl.when(up).then(flow).otherwise(0.0).rolling_sum(n)),
+        _h(f"mf_all_{n}", pl.when(up | down).then(flow).otherwise(0.0).rolling_sum(n)),
+    )
+    return _simple(
+        f"mfi_{n}",
+        ind.safe_div(100.0 * _c(f"mf_up_{n}"), _c(f"mf_all_{n}"), 50.0),
+        f"money flow index({n}): 100 x up money flow / total money flow (typical price x volume)",
+        n,
+        helpers,
+    )
+
+
+def _williams_r(n: int) -> Feature:
+    hh, ll = _c(f"high_max_{n}"), _c(f"low_min_{n}")
+    return _simple(
+        f"williams_r_{n}",
+        ind.safe_div(hh - close, hh - ll, 0.5) * -100.0,
+        f"Williams %R: -100 (highest high({n}) - close) / (highest high - lowest low), -100..0",
+        n - 1,
+        (_h(f"high_max_{n}", high.rolling_max(n)), _h(f"low_min_{n}", low.rolling_min(n))),
+    )
+
 
 A50_EXTRA: tuple[Feature, ...] = (
     *(log_return_feature(n) for n in (1, 5, 21, 63, 252)),
@@ -306,17 +407,13 @@ A50_EXTRA: tuple[Feature, ...] = (
         "(close - low) / (high - low), 0..1; 0.5 on a flat day",
         0,
     ),
-    _simple(
-        "volume_z_20",
-        ind.zscore(_vol_log, 20),
-        "z-score over 20 days of log(1 + volume)",
-        19,
-    ),
+    _volume_z(20),
     _simple(
         "volume_ratio_20",
-        ind.safe_div(volume, volume.rolling_mean(20), 1.0) - 1.0,
+        ind.safe_div(volume, _c("vol_mean_20"), 1.0) - 1.0,
         "volume / mean volume(20) - 1",
         19,
+        (_VOL_MEAN_20,),
     ),
     rolling_ratio_feature(20, downside=False),
     rolling_ratio_feature(60, downside=False),
@@ -324,9 +421,10 @@ A50_EXTRA: tuple[Feature, ...] = (
     rolling_ratio_feature(60, downside=True),
     _simple(
         "bb_width_20",
-        ind.safe_div(4 * _bb_sd, ind.sma(close, 20), 0.0),
+        ind.safe_div(4 * _c("sd0_20"), _c("sma_20"), 0.0),
         "Bollinger band width: 4 std(20, ddof 0) / SMA(20)",
         19,
+        (_sma(20), _sd0(20)),
     ),
     _simple(
         "dist_52w_high",
@@ -342,49 +440,35 @@ A50_EXTRA: tuple[Feature, ...] = (
     ),
     _simple(
         "macd_hist_rel",
-        (_macd - ind.ema(_macd, 9)) / close,
+        (_c("macd") - ind.ema(_c("macd"), 9)) / close,
         "(MACD - EMA(9) of MACD) / close, MACD = EMA(12) - EMA(26)",
         ind.ewm_warmup(ind.span_alpha(26)) + ind.ewm_warmup(ind.span_alpha(9)),
-        helpers=(ind.macd_line(12, 26).alias("_macd"),),
+        (_MACD,),
     ),
     _simple("dow_sin", _dow("sin"), "sin(2 pi (weekday - 1) / 7), Monday = 0", 0),
     _simple("dow_cos", _dow("cos"), "cos(2 pi (weekday - 1) / 7), Monday = 0", 0),
     _simple(
         "efficiency_ratio_10",
-        ind.safe_div((close - close.shift(10)).abs(), close.diff().abs().rolling_sum(10), 0.0),
+        ind.safe_div((close - close.shift(10)).abs(), _c("path_10"), 0.0),
         "Kaufman efficiency: |close - close 10 days ago| / sum of |daily changes|, 0..1",
         10,
+        (_h("path_10", close.diff().abs().rolling_sum(10)),),
     ),
-    _simple(
-        "williams_r_14",
-        ind.safe_div(high.rolling_max(14) - close, high.rolling_max(14) - low.rolling_min(14), 0.5)
-        * -100.0,
-        "Williams %R: -100 (highest high(14) - close) / (highest high - lowest low), -100..0",
-        13,
-    ),
-    _simple(
-        "mfi_14",
-        ind.safe_div(
-            100.0 * pl.when(_tp_up).then(_mf).otherwise(0.0).rolling_sum(14),
-            pl.when(_tp_up | _tp_down).then(_mf).otherwise(0.0).rolling_sum(14),
-            50.0,
-        ),
-        "money flow index(14): 100 x up money flow / total money flow (typical price x volume)",
-        14,
-    ),
+    _williams_r(14),
+    _money_flow_index(14),
     _simple(
         "vol_ratio_5_63",
-        ind.safe_div(_ret1.rolling_std(5), _ret1.rolling_std(63), 1.0),
+        ind.safe_div(_c("ret_1_std_5"), _c("ret_1_std_63"), 1.0),
         "realised volatility(5) / realised volatility(63)",
         63,
-        _RET1,
+        (_RET1, _ret_std(5), _ret_std(63)),
     ),
     _simple(
         "skew_63",
         _ret1.rolling_skew(63),
         "skewness of daily log returns over 63 days",
         63,
-        _RET1,
+        (_RET1,),
     ),
 )
 
