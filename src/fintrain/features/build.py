@@ -1,9 +1,11 @@
 """Build a tier's features from OHLCV in one lazy Polars pass.
 
-Daily features go in one ``with_columns``; weekly ones are computed on one weekly aggregation
-and joined back with ``join_asof`` so that each day sees the last *completed* week only. A frame
-with a ``ticker`` column is built per ticker (every expression runs ``.over("ticker")``), so a
-universe of tickers is one query, and no window ever reaches across two tickers.
+The features' shared helper columns go first (a ``with_columns`` per dependency level), then the
+daily features in one ``with_columns``; weekly ones are computed on one weekly aggregation and
+joined back with ``join_asof`` so that each day sees the last *completed* week only. The frame
+is collected once. A frame with a ``ticker`` column is built per ticker: recursive expressions
+run ``.over("ticker")`` and every other one has a look-back shorter than the warm-up that is
+dropped from each ticker, so no value depends on another ticker's rows.
 """
 
 from __future__ import annotations
@@ -64,9 +66,7 @@ def helper_stages(features: tuple[Feature, ...] | list[Feature]) -> list[list[pl
     return stages
 
 
-def _with_features(
-    lf: pl.LazyFrame, features: list[Feature], by: str | None
-) -> pl.LazyFrame:
+def _with_features(lf: pl.LazyFrame, features: list[Feature], by: str | None) -> pl.LazyFrame:
     for stage in helper_stages(features):
         lf = lf.with_columns(_per_ticker(e, by) for e in stage)
     return lf.with_columns(_per_ticker(f.expr, by) for f in features)
@@ -96,7 +96,10 @@ def _weekly_bars(lf: pl.LazyFrame, by: str | None) -> pl.LazyFrame:
 def feature_plan(
     frame: pl.DataFrame | pl.LazyFrame, features: tuple[Feature, ...], warmup: int
 ) -> pl.LazyFrame:
-    """The lazy query that builds ``features`` and drops the first ``warmup`` rows per ticker."""
+    """The lazy query that builds ``features`` and drops the first ``warmup`` rows per ticker.
+
+    Rows out of date order are kept and flagged in ``_out_of_order`` for ``check_order``.
+    """
     lf = frame.lazy()
     schema = lf.collect_schema()
     missing = [c for c in ("date", *OHLCV) if c not in schema]
@@ -127,14 +130,16 @@ def feature_plan(
         )
     row = pl.int_range(pl.len(), dtype=pl.Int64)
     if by:
-        # Rows are grouped by ticker (checked below), so a ticker starts where the name changes;
-        # this is a linear scan where `.over` would group.
+        # Rows are grouped by ticker (build_features checks), so a ticker starts where the name
+        # changes: a linear scan where `.over` would group.
         new_ticker = pl.col(by).ne_missing(pl.col(by).shift(1))
         row = row - pl.when(new_ticker).then(row).otherwise(None).forward_fill()
-        in_order = ~new_ticker & (pl.col("date") <= pl.col("date").shift(1))
+        out_of_order = ~new_ticker & (pl.col("date") <= pl.col("date").shift(1))
     else:
-        in_order = pl.col("date") <= pl.col("date").shift(1)
-    out = out.with_columns(in_order.fill_null(False).alias("_out_of_order"), row.alias("_row"))
+        out_of_order = pl.col("date") <= pl.col("date").shift(1)
+    out = out.with_columns(
+        out_of_order.fill_null(False).alias("_out_of_order"), row.alias("_row")
+    )
     return out.filter((pl.col("_row") >= warmup) | pl.col("_out_of_order")).select(
         ["date", *keys, *OHLCV, *(f.name for f in features), "_out_of_order"]
     )
