@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from fintrain.cli.common import err_console, out_console, print_json, run_config, workspace
+from fintrain.cli.common import (
+    err_console,
+    out_console,
+    print_json,
+    run_config,
+    workspace,
+)
 
 if TYPE_CHECKING:
     from fintrain.probe import ProbeResult, Trial
@@ -46,18 +52,18 @@ def render_trials(result: ProbeResult) -> Table:
 
 def probe_batch(
     ctx: typer.Context,
-    config: Annotated[Optional[Path], typer.Option(help="TOML file holding a run configuration.")] = None,
-    ticker: Annotated[Optional[str], typer.Option(help="Ticker whose data shape to probe (default SPY).")] = None,
-    source: Annotated[Optional[str], typer.Option(help="Where to fetch missing data: yahoo or sample.")] = None,
-    tier: Annotated[Optional[str], typer.Option(help="Feature tier (default a20).")] = None,
-    budget: Annotated[Optional[str], typer.Option(help="Parameter budget: 2m, 20m, 200m (default 2m).")] = None,
-    context_len: Annotated[Optional[int], typer.Option(help="Rows in one input window (default 60).")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, mps, cuda or cpu (default auto).")] = None,
-    min_batch: Annotated[Optional[int], typer.Option(help="First batch size tried (default 8).")] = None,
-    max_batch: Annotated[Optional[int], typer.Option(help="Largest batch size tried (default 4096).")] = None,
-    search: Annotated[Optional[str], typer.Option(help="power (doubling) or binsearch (then bisect); default power.")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Timed training steps per size, after one warm-up (default 3).")] = None,
-    memory_fraction: Annotated[Optional[float], typer.Option(help="A size whose peak exceeds this share of the device's memory does not fit (default 0.8).")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML file holding a run configuration.")] = None,
+    ticker: Annotated[str | None, typer.Option(help="Ticker whose data shape to probe (default SPY).")] = None,
+    source: Annotated[str | None, typer.Option(help="Where to fetch missing data: yahoo or sample.")] = None,
+    tier: Annotated[str | None, typer.Option(help="Feature tier (default a20).")] = None,
+    budget: Annotated[str | None, typer.Option(help="Parameter budget: 2m, 20m, 200m (default 2m).")] = None,
+    context_len: Annotated[int | None, typer.Option(help="Rows in one input window (default 60).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, mps, cuda or cpu (default auto).")] = None,
+    min_batch: Annotated[int | None, typer.Option(help="First batch size tried (default 8).")] = None,
+    max_batch: Annotated[int | None, typer.Option(help="Largest batch size tried (default 4096).")] = None,
+    search: Annotated[str | None, typer.Option(help="power (doubling) or binsearch (then bisect); default power.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Timed training steps per size, after one warm-up (default 3).")] = None,
+    memory_fraction: Annotated[float | None, typer.Option(help="A size whose peak exceeds this share of the device's memory does not fit (default 0.8).")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
     """Find the batch sizes that fit on this machine and the one that trains fastest.
