@@ -27,6 +27,7 @@ from fintrain.errors import FintrainError
 from fintrain.tracking.sink import MetricSink
 from fintrain.train.checkpoint import BEST, LAST, save_checkpoint
 from fintrain.train.device import memory_in_use, rng_state, set_rng_state, synchronize
+from fintrain.train.distributed import INTERRUPT, PAUSE, RUN, STOP, Distributed, wrap_model
 from fintrain.train.metrics import is_classification, primary_metric, task_metrics
 
 log = logging.getLogger(__name__)
@@ -266,6 +267,7 @@ def fit(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     step_hook: Callable[[FitState], None] | None = None,
+    dist: Distributed | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train``, validate on ``val`` each epoch, checkpoint, early-stop.
 
@@ -280,12 +282,16 @@ def fit(
         monitor: a thermal monitor with ``status()``, or None.
         resume: a loaded checkpoint to continue from.
         step_hook: called after every optimizer step (tests use it to interrupt).
+        dist: this process's rank under torchrun; each global batch is split between the
+            ranks, and only rank 0 checkpoints (give the other ranks a null sink).
 
     Raises:
         TrainingStopped: on Ctrl-C (exit code 130) or a thermal stop (exit code 3), after
             ``last.pt`` was saved.
     """
     device = next(model.parameters()).device
+    dist = dist or Distributed()
+    net = wrap_model(model, dist, device)
     optimizer = make_optimizer(model, cfg)
     order0 = train.batch_indices(batch_size, shuffle=True, seed=cfg.seed, epoch=0)
     steps_per_epoch = len(order0)
@@ -313,8 +319,9 @@ def fit(
         sink.log(record, state.step)
 
     def save_last(reason: str) -> None:
-        path = checkpointer.save(LAST, model, optimizer, scheduler, state)
-        event("checkpoint", f"saved {path.name} at step {state.step} ({reason})", path=str(path))
+        if dist.is_main:
+            path = checkpointer.save(LAST, model, optimizer, scheduler, state)
+            event("checkpoint", f"saved {path.name} at step {state.step} ({reason})", path=str(path))
 
     def validate_and_save() -> bool:
         """End-of-epoch work; returns True when early stopping says stop."""
@@ -334,7 +341,7 @@ def fit(
                   "time_s": state.train_seconds}
         result.history.append(record)
         sink.log(record, state.step)
-        if improved:
+        if improved and dist.is_main:
             path = checkpointer.save(BEST, model, optimizer, scheduler, state)
             event("best", f"new best validation loss {state.best_val:.5f}", path=str(path))
         return state.bad_epochs >= cfg.patience
@@ -343,23 +350,33 @@ def fit(
     epoch_n = [0]
 
     def epoch_loss() -> float | None:
-        return float(epoch_sum) / epoch_n[0] if epoch_n[0] else None
+        total, n = dist.sum(epoch_sum, torch.tensor(float(epoch_n[0]), device=device))
+        return float(total) / float(n) if float(n) else None
 
     last_status = None
 
-    def wait_out_pause(status: Any) -> Any:
-        """Keep the panel alive while paused; return the status that ended the pause."""
-        event("thermal_pause", f"paused: {status.reason}", temp_c=status.temp_c)
+    def poll() -> tuple[int, Any]:
+        """This step's decision (agreed by all ranks) and rank 0's thermal status."""
+        status = monitor.status() if monitor is not None and dist.is_main else None
+        if status is not None and status.temp_c is not None:
+            state.temp_max_c = max(state.temp_max_c or status.temp_c, status.temp_c)
+        thermal = ACTION_CODES[status.action] if status is not None else RUN
+        return dist.agree(stop_request.requested, thermal), status
+
+    def wait_out_pause(status: Any) -> tuple[int, Any]:
+        """Keep the panel alive while paused; return the decision that ended the pause."""
+        if status is not None:
+            event("thermal_pause", f"paused: {status.reason}", temp_c=status.temp_c)
         started = clock()
         while True:
-            status = monitor.status()
+            code, status = poll()
             paused_s = clock() - started
-            if status.action != "pause":
+            if code != PAUSE:
                 state.paused_total_s += paused_s
-                if status.action == "run":
+                if code == RUN and status is not None:
                     event("thermal_resume", f"resumed after {paused_s:.0f} s at "
                           f"{_fmt_temp(status.temp_c)}", paused_s=paused_s, temp_c=status.temp_c)
-                return status
+                return code, status
             sink.log({"kind": "status", "state": "paused", "paused_s": paused_s,
                       **_thermal_record(status), "memory_bytes": memory_in_use(device)}, state.step)
             sleep(0.05)
@@ -376,28 +393,28 @@ def fit(
             samples_since_log = 0
             reached_max = False
             for b in range(state.batch_in_epoch, len(order)):
-                if stop_request.requested:
+                code, status = poll()
+                if code == PAUSE:
+                    state.train_seconds += clock() - t_log
+                    code, status = wait_out_pause(status)
+                    t_log = clock()
+                if code == INTERRUPT:
                     save_last("interrupted")
                     event("interrupted", f"interrupted at step {state.step}")
                     raise TrainingStopped(f"interrupted at step {state.step}", exit_code=130)
-                if monitor is not None:
-                    status = monitor.status()
-                    if status.temp_c is not None:
-                        state.temp_max_c = max(state.temp_max_c or status.temp_c, status.temp_c)
-                    if status.action == "pause":
-                        state.train_seconds += clock() - t_log
-                        status = wait_out_pause(status)
-                        t_log = clock()
-                    if status.action == "stop":
-                        save_last("thermal stop")
-                        event("thermal_stop", f"stopped: {status.reason}", temp_c=status.temp_c)
-                        raise TrainingStopped(
-                            f"thermal critical at step {state.step} ({status.reason}); last.pt "
-                            "saved, resume with --resume when the machine has cooled", exit_code=3)
+                if code == STOP:
+                    reason = status.reason if status is not None else "rank 0 stopped"
+                    save_last("thermal stop")
+                    event("thermal_stop", f"stopped: {reason}", temp_c=status.temp_c if status else None)
+                    raise TrainingStopped(
+                        f"thermal critical at step {state.step} ({reason}); last.pt saved, "
+                        "resume with --resume when the machine has cooled", exit_code=3)
+                if status is not None:
                     last_status = status
-                x, y = train.gather(order[b])
+                global_batch = len(order[b])
+                x, y = train.gather(dist.shard(order[b]))
                 with _autocast(device, cfg.precision):
-                    out = model(x).reshape(-1)
+                    out = net(x).reshape(-1)
                 loss = loss_fn(out, y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -407,8 +424,8 @@ def fit(
                 scheduler.step()
                 state.step += 1
                 state.batch_in_epoch = b + 1
-                state.samples_seen += len(y)
-                samples_since_log += len(y)
+                state.samples_seen += global_batch
+                samples_since_log += global_batch
                 detached = loss.detach()
                 log_sum += detached * len(y)
                 epoch_sum += detached * len(y)
@@ -420,11 +437,12 @@ def fit(
                 last_of_epoch = b == len(order) - 1
                 if state.step % cfg.log_every == 0 or reached_max or last_of_epoch:
                     synchronize(device)
+                    loss_total, loss_n = dist.sum(log_sum, torch.tensor(float(log_n), device=device))
                     now = clock()
                     state.train_seconds += now - t_log
                     throughput = samples_since_log / max(now - t_log, 1e-9)
                     sink.log({"kind": "train", "epoch": state.epoch, "step": state.step,
-                              "train/loss": float(log_sum) / log_n, "lr": scheduler.get_last_lr()[0],
+                              "train/loss": float(loss_total) / float(loss_n), "lr": scheduler.get_last_lr()[0],
                               "throughput": throughput,
                               "thermal/temp_c": last_status.temp_c if last_status else None,
                               "thermal/paused": 0, "time_s": state.train_seconds}, state.step)
@@ -452,6 +470,9 @@ def fit(
                 state.done, state.stop_reason = True, f"epochs={cfg.epochs}"
             save_last("end of epoch" if not state.done else "finished")
     return result
+
+
+ACTION_CODES = {"run": RUN, "pause": PAUSE, "stop": STOP}
 
 
 def _fmt_temp(value: float | None) -> str:
