@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -62,6 +65,7 @@ def train(
     no_live: Annotated[bool, typer.Option("--no-live", help="Plain lines instead of the live panel.")] = False,
     thermal_source: Annotated[Optional[str], typer.Option(help="auto, none, macos, linux, nvidia, command:CMD, replay:PATH?speed=N.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate, build the model, print the plan; do not train.")] = False,
+    nproc: Annotated[Optional[int], typer.Option(min=1, help="Train with N processes: launches torchrun --nproc-per-node N (DDP).")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the summary (or the --dry-run plan) as JSON on stdout.")] = False,
 ) -> None:
     """Train PatchTST on one ticker's features and report test metrics beside baselines.
@@ -73,11 +77,16 @@ def train(
     Example: fintrain train --tier a20 --budget 2m --max-steps 200
     """
     ws = workspace(ctx)
+    if nproc is not None and nproc > 1:
+        raise typer.Exit(launch_torchrun(nproc))
     # Imported here so that other commands start without loading torch.
+    from fintrain.train import distributed
     from fintrain.train import run as run_lib
     from fintrain.train.loop import TrainingStopped
 
-    live = not no_live and not json_ and err_console.is_terminal
+    dist = distributed.from_environment()
+    live = not no_live and not json_ and err_console.is_terminal and dist.is_main
+    notify = _notify if dist.is_main else (lambda message: None)
     try:
         if resume is not None:
             given = {
@@ -96,7 +105,7 @@ def train(
                          "train.epochs": epochs, "train.checkpoint_every": checkpoint_every}
             outcome = run_lib.resume_run(
                 resume, ws.data_dir, {k: v for k, v in overrides.items() if v is not None},
-                live=live, console=err_console, notify=_notify,
+                live=live, console=err_console, notify=notify, dist=dist,
             )
             run_dir = outcome.run_dir
             if outcome.already_finished:
@@ -122,7 +131,7 @@ def train(
             )
             run_lib.check_names(cfg)
             if dry_run:
-                plan = run_lib.plan_run(cfg, ws.data_dir, notify=_notify)
+                plan = run_lib.plan_run(cfg, ws.data_dir, notify=notify, dist=dist)
                 report = plan.describe()
                 if json_:
                     print_json(report)
@@ -132,13 +141,18 @@ def train(
             name = run_name or run_lib.default_run_name(cfg)
             run_dir = ws.runs_dir / name
             outcome = run_lib.start_run(cfg, ws.data_dir, ws.runs_dir, run_name=name, live=live,
-                                        console=err_console, notify=_notify)
+                                        console=err_console, notify=notify, dist=dist)
     except TrainingStopped as stop:
-        where = resume if resume is not None else run_dir
-        err_console.print(f"[bold red]stopped:[/] {stop}", highlight=False, soft_wrap=True)
-        err_console.print(f"resume with: fintrain train --resume {where}", highlight=False, soft_wrap=True)
+        if dist.is_main:
+            where = resume if resume is not None else run_dir
+            err_console.print(f"[bold red]stopped:[/] {stop}", highlight=False, soft_wrap=True)
+            err_console.print(f"resume with: fintrain train --resume {where}", highlight=False, soft_wrap=True)
         raise typer.Exit(stop.exit_code) from None
+    finally:
+        distributed.shutdown(dist)
     summary = outcome.summary
+    if not dist.is_main:
+        return
     if json_:
         print_json(summary)
         return
@@ -148,6 +162,28 @@ def train(
         f"{summary['params']:,} parameters, {summary['device']})",
         highlight=False, soft_wrap=True,
     )
+
+
+def launch_torchrun(nproc: int) -> int:
+    """Re-run this command under ``torchrun --nproc-per-node N``; return its exit code."""
+    args: list[str] = []
+    skip = False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            args.append(arg)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc-per-node={nproc}", "-m", "fintrain", *args]
+    err_console.print(f"launching: {shlex.join(command)}", style="dim", highlight=False, soft_wrap=True)
+    proc = subprocess.Popen(command)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        # The ranks got the same Ctrl-C: let them save their checkpoint and exit.
+        return proc.wait()
 
 
 def _print_plan(report: dict[str, Any]) -> None:

@@ -25,6 +25,7 @@ from fintrain.model import PatchTST, budget_config, count_parameters
 from fintrain.storage import atomic_write_json, utc_now
 from fintrain.train.checkpoint import BEST, CHECKPOINT_DIR, LAST, load_checkpoint
 from fintrain.train.device import device_label, manual_seed_all, resolve_device
+from fintrain.train.distributed import Distributed, rank_device
 from fintrain.train.loop import (
     Checkpointer,
     FitState,
@@ -143,11 +144,18 @@ def check_names(cfg: RunConfig) -> None:
         raise ConfigError(f"unknown tier {cfg.features.tier!r}; known tiers: {', '.join(TIERS)}")
 
 
-def plan_run(cfg: RunConfig, data_dir: Path, notify: Callable[[str], None] = log.info) -> Plan:
+def plan_run(
+    cfg: RunConfig, data_dir: Path, notify: Callable[[str], None] = log.info, dist: Distributed | None = None
+) -> Plan:
     """Resolve the device, prepare the data and build the model, without training."""
     check_names(cfg)
-    device = resolve_device(cfg.train.device)
+    dist = dist or Distributed()
+    device = rank_device(dist, resolve_device(cfg.train.device))
+    if not dist.is_main:
+        dist.barrier()  # rank 0 fetches and builds first; the others then read its files
     prepared = prepare_data(data_dir, cfg, device, notify)
+    if dist.is_main:
+        dist.barrier()
     model_cfg = model_config_for(cfg, prepared.n_features)
     model = build_model(model_cfg, cfg.train.seed, device)
     batch_size, origin = resolve_batch_size(cfg, device, model_cfg, len(prepared.splits.train))
@@ -218,10 +226,15 @@ def _execute(
     notify: Callable[[str], None],
     step_hook: Callable[[FitState], None] | None = None,
     monitor_factory: MonitorFactory = open_monitor,
-) -> dict[str, Any]:
-    """Fit, then evaluate the best checkpoint on the test split and write summary.json."""
-    from fintrain.tracking import make_sinks
+    dist: Distributed | None = None,
+) -> dict[str, Any] | None:
+    """Fit, then evaluate the best checkpoint on the test split and write summary.json.
 
+    Under torchrun only rank 0 shows progress, writes files and returns the summary.
+    """
+    from fintrain.tracking import NullSink, make_sinks
+
+    dist = dist or Distributed()
     cfg = plan.cfg
     splits = plan.prepared.splits
     started = time.monotonic()
@@ -239,15 +252,17 @@ def _execute(
     steps_per_epoch = len(splits.train.batch_indices(plan.batch_size, shuffle=False, seed=0, epoch=0))
     start_step = int(resume["step"]) if resume else 0
     info = _run_info(plan, run_dir, steps_per_epoch, start_step)
-    sink = make_sinks(info, run_dir, _hparams(plan), live=live, console=console)
+    sink = make_sinks(info, run_dir, _hparams(plan), live=live, console=console) if dist.is_main else NullSink()
     monitor = None
     try:
-        monitor = monitor_factory(cfg, notify)
+        monitor = monitor_factory(cfg, notify) if dist.is_main else None
         result = fit(
             plan.model, splits.train, splits.val, cfg.train, cfg.target.task, sink, checkpointer,
             batch_size=plan.batch_size, monitor=monitor, resume=resume, pos_weight=pos_weight,
-            step_hook=step_hook,
+            step_hook=step_hook, dist=dist,
         )
+        if not dist.is_main:
+            return None
         best = load_checkpoint(run_dir / CHECKPOINT_DIR / BEST)
         plan.model.load_state_dict(best["model"])
         loss_fn = loss_function(cfg.target.task, pos_weight)
@@ -306,27 +321,33 @@ def start_run(
     notify: Callable[[str], None] = log.info,
     step_hook: Callable[[FitState], None] | None = None,
     monitor_factory: MonitorFactory = open_monitor,
+    dist: Distributed | None = None,
 ) -> RunOutcome:
     """Train a new run in ``runs_dir/run_name``; an existing name is refused.
 
     ``step_hook`` (called after each optimizer step) and ``monitor_factory`` (which opens the
-    thermal monitor) are seams for tests.
+    thermal monitor) are seams for tests; ``dist`` is this process's rank under torchrun.
     """
-    name = run_name or default_run_name(cfg)
+    dist = dist or Distributed()
+    # Ranks could stamp different seconds into a default name: rank 0's name is the run's.
+    name = dist.broadcast(run_name or default_run_name(cfg))
     run_dir = Path(runs_dir) / name
-    if run_dir.exists():
+    exists = run_dir.exists()
+    dist.barrier()  # every rank looks before rank 0 creates it
+    if exists:
         raise ConfigError(
             f"run folder {run_dir} exists; pick another --run-name or continue it with "
             f"`fintrain train --resume {run_dir}`"
         )
-    plan = plan_run(cfg, data_dir, notify)
+    plan = plan_run(cfg, data_dir, notify, dist)
     # The batch size is stored resolved, so a resume trains exactly the same way.
     cfg = validate_config(_with(cfg.model_dump(mode="json"), "train.batch_size", plan.batch_size))
     plan.cfg = cfg
-    (run_dir / CHECKPOINT_DIR).mkdir(parents=True)
-    atomic_write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
+    if dist.is_main:
+        (run_dir / CHECKPOINT_DIR).mkdir(parents=True)
+        atomic_write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
     summary = _execute(plan, run_dir, resume=None, live=live, console=console, notify=notify,
-                       step_hook=step_hook, monitor_factory=monitor_factory)
+                       step_hook=step_hook, monitor_factory=monitor_factory, dist=dist)
     return RunOutcome(run_dir, summary)
 
 
@@ -359,8 +380,10 @@ def resume_run(
     notify: Callable[[str], None] = log.info,
     step_hook: Callable[[FitState], None] | None = None,
     monitor_factory: MonitorFactory = open_monitor,
+    dist: Distributed | None = None,
 ) -> RunOutcome:
     """Continue a run from ``checkpoints/last.pt`` to its configured end."""
+    dist = dist or Distributed()
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir, overrides or {})
     last_path = run_dir / CHECKPOINT_DIR / LAST
@@ -373,9 +396,9 @@ def resume_run(
         return RunOutcome(run_dir, json.loads((run_dir / "summary.json").read_text()), already_finished=True)
     if extended:
         checkpoint["state"] = {**checkpoint["state"], "done": False, "stop_reason": ""}
-    if overrides:
+    if overrides and dist.is_main:
         atomic_write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
-    plan = plan_run(cfg, data_dir, notify)
+    plan = plan_run(cfg, data_dir, notify, dist)
     if plan.prepared.data_md5()["features"] != checkpoint["data_md5"]["features"]:
         raise CheckpointError(
             f"the feature file changed since this run's checkpoint (md5 "
@@ -383,7 +406,7 @@ def resume_run(
             "now); resuming would train on different data: start a new run instead"
         )
     summary = _execute(plan, run_dir, resume=checkpoint, live=live, console=console, notify=notify,
-                       step_hook=step_hook, monitor_factory=monitor_factory)
+                       step_hook=step_hook, monitor_factory=monitor_factory, dist=dist)
     return RunOutcome(run_dir, summary)
 
 

@@ -1,0 +1,77 @@
+"""Several processes: batch sharding, and two gloo ranks matching one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from fintrain.train.distributed import INTERRUPT, PAUSE, RUN, Distributed
+
+LAYER_NORM_TINY = """
+[data]
+ticker = "MSFT"
+source = "sample"
+start = 2008-01-01
+[model]
+budget = "2m"
+d_model = 16
+n_heads = 2
+n_layers = 1
+d_ff = 32
+dropout = 0.0
+head_dropout = 0.0
+norm = "layer"
+[split]
+context_len = 32
+[train]
+epochs = 1
+max_steps = 6
+batch_size = 32
+log_every = 1
+device = "cpu"
+[thermal]
+source = "none"
+"""
+
+
+def test_global_batch_is_split_in_rank_order():
+    idx = torch.arange(32)
+    parts = [Distributed(rank=r, world_size=2).shard(idx) for r in range(2)]
+    assert [len(p) for p in parts] == [16, 16]
+    assert torch.equal(torch.cat(parts), idx)
+    assert torch.equal(Distributed().shard(idx), idx)
+
+
+def test_single_process_agreement_is_local():
+    d = Distributed()
+    assert d.agree(False, RUN) == RUN and d.agree(False, PAUSE) == PAUSE
+    assert d.agree(True, PAUSE) == INTERRUPT
+    assert Distributed(rank=1, world_size=1).agree(False, PAUSE) == RUN  # only rank 0 decides heat
+
+
+def _train_losses(run_dir: Path) -> list[float]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [r["train/loss"] for r in map(json.loads, lines) if r["kind"] == "train"]
+
+
+def test_two_gloo_ranks_follow_one_process(tmp_path):
+    config = tmp_path / "ln.toml"
+    config.write_text(LAYER_NORM_TINY)
+    env = {**os.environ, "FINTRAIN_DATA_DIR": str(tmp_path / "data"), "FINTRAIN_RUNS_DIR": str(tmp_path / "runs")}
+    base = [sys.executable, "-m", "fintrain", "train", "--config", str(config), "--no-live"]
+    subprocess.run([*base, "--run-name", "one"], env=env, check=True, capture_output=True, timeout=300)
+    two = subprocess.run([*base, "--run-name", "two", "--nproc", "2"], env=env, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    one_losses, two_losses = _train_losses(tmp_path / "runs" / "one"), _train_losses(tmp_path / "runs" / "two")
+    assert len(one_losses) == len(two_losses) == 6
+    assert two_losses == pytest.approx(one_losses, rel=1e-4)
+    # Only rank 0 wrote the run folder, and it finished like the single process.
+    summary = json.loads((tmp_path / "runs" / "two" / "summary.json").read_text())
+    assert summary["steps"] == 6
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["one", "two"]
