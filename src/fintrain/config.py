@@ -33,7 +33,9 @@ class Section(BaseModel):
 class DataConfig(Section):
     """Where market data comes from and what counts as valid."""
 
-    ticker: str = Field("SPY", min_length=1, description="Ticker symbol, e.g. SPY.")
+    ticker: str = Field(
+        "SPY", min_length=1, description="Ticker symbol, or several comma-separated: SPY,QQQ,IWM."
+    )
     source: Literal["yahoo", "sample"] = Field("yahoo", description="Where `fetch` gets data.")
     start: dt.date | None = Field(None, description="First date to keep (inclusive).")
     end: dt.date | None = Field(None, description="Last date to keep (inclusive).")
@@ -44,13 +46,24 @@ class DataConfig(Section):
     @field_validator("ticker")
     @classmethod
     def _upper(cls, v: str) -> str:
-        ticker = v.strip().upper()
-        # Tickers become file names: letters, digits and the few marks exchanges use.
-        if not re.fullmatch(r"[A-Z0-9^][A-Z0-9.\-^=_]{0,31}", ticker):
-            raise ValueError(
-                f"{v!r} is not a ticker symbol (letters, digits, '.', '-', '^', '=', '_')"
-            )
-        return ticker
+        tickers = [t.strip().upper() for t in v.split(",") if t.strip()]
+        if not tickers:
+            raise ValueError("no ticker given")
+        for ticker in tickers:
+            # Tickers become file names: letters, digits and the few marks exchanges use.
+            if not re.fullmatch(r"[A-Z0-9^][A-Z0-9.\-^=_]{0,31}", ticker):
+                raise ValueError(
+                    f"{ticker!r} is not a ticker symbol (letters, digits, '.', '-', '^', '=', '_')"
+                )
+        duplicates = sorted({t for t in tickers if tickers.count(t) > 1})
+        if duplicates:
+            raise ValueError(f"{', '.join(duplicates)} listed more than once")
+        return ",".join(tickers)
+
+    @property
+    def tickers(self) -> list[str]:
+        """The ticker list (``ticker`` may hold several, comma-separated: SPY,QQQ,IWM)."""
+        return self.ticker.split(",")
 
     @model_validator(mode="after")
     def _dates_ordered(self) -> DataConfig:
@@ -280,6 +293,21 @@ class RunConfig(Section):
     train: TrainConfig = TrainConfig()
     thermal: ThermalConfig = ThermalConfig()
     probe: ProbeConfig = ProbeConfig()
+
+
+def read_universe(path: Path) -> str:
+    """A universe file (one ticker per line; blank lines and # comments ignored) as SPY,QQQ,..."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"universe file not found: {path}")
+    tickers = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        ticker = line.split("#", 1)[0].strip()
+        if ticker:
+            tickers.append(ticker)
+    if not tickers:
+        raise ConfigError(f"universe file {path} lists no tickers")
+    return ",".join(tickers)
 
 
 def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

@@ -225,3 +225,14 @@ def test_shared_spy_csv_imports(cli, spy_csv):
     assert (entry["first_date"], entry["last_date"]) == ("1993-01-29", "2021-08-19")
     assert entry["adjusted"] is True
     assert cli("data", "verify").exit_code == 0
+
+
+def test_fetch_several_tickers_and_a_universe_file(cli, tmp_path):
+    assert cli("data", "fetch", "aapl,IBM", "--source", "sample").exit_code == 0
+    universe = tmp_path / "u.txt"
+    universe.write_text("# sample universe\nGOOG\nMSFT\n")
+    assert cli("data", "fetch", "--universe", str(universe), "--source", "sample").exit_code == 0
+    listed = json.loads(cli("data", "list", "--json").stdout)
+    assert [e["dataset"] for e in listed] == [f"{t}.OHLCV.daily" for t in ("AAPL", "IBM", "GOOG", "MSFT")]
+    dup = cli("data", "fetch", "IBM,ibm", "--source", "sample")
+    assert dup.exit_code == 2 and "IBM listed more than once" in dup.stderr

@@ -329,3 +329,18 @@ def test_thermal_stop_through_the_cli_exits_3(cli, tiny_config):
                  f"replay:{trace}?speed=50", env={"FINTRAIN_THERMAL__INTERVAL_S": "0.02"})
     assert result.exit_code == 3, result.output
     assert "thermal critical" in result.stderr and "resume with: fintrain train --resume" in result.stderr
+
+
+def test_four_sample_tickers_pool_and_report_per_ticker(cli, tiny_config, tmp_path):
+    universe = tmp_path / "universe.txt"
+    universe.write_text("AAPL\nIBM  # a comment\n\nMSFT\nGOOG\n")
+    result = cli("train", "--config", str(tiny_config), "--universe", str(universe), "--max-steps", "4",
+                 "--run-name", "multi", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["tickers"] == ["AAPL", "IBM", "MSFT", "GOOG"]
+    assert set(summary["per_ticker"]) == {"AAPL", "IBM", "MSFT", "GOOG"}
+    assert sum(m["windows"] for m in summary["per_ticker"].values()) == summary["windows"]["test"]
+    assert set(summary["data_md5"]["features"]) == {"AAPL", "IBM", "MSFT", "GOOG"}
+    both = cli("train", "--config", str(tiny_config), "--universe", str(universe), "--ticker", "SPY")
+    assert both.exit_code == 2 and "not both" in both.output

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from fintrain import data as data_lib
 from fintrain.cli.common import err_console, out_console, print_json, run_config, workspace
+from fintrain.config import read_universe
 
 app = typer.Typer(
     help="Fetch, import, list and verify daily OHLCV market data.\n\n"
@@ -37,10 +38,22 @@ def _report(entry: dict[str, Any]) -> None:
     )
 
 
+def tickers_option(ticker: Optional[str], universe: Optional[Path]) -> Optional[str]:
+    """TICKER or --universe FILE (not both) as one comma-separated string, or None."""
+    if ticker and universe:
+        raise typer.BadParameter("give TICKER or --universe, not both", param_hint="--universe")
+    return read_universe(universe) if universe else ticker
+
+
 @app.command()
 def fetch(
     ctx: typer.Context,
-    ticker: Annotated[str, typer.Argument(help="Ticker symbol, e.g. SPY.")],
+    ticker: Annotated[
+        Optional[str], typer.Argument(help="Ticker symbol, or several comma-separated: SPY,QQQ,IWM.")
+    ] = None,
+    universe: Annotated[
+        Optional[Path], typer.Option(help="File with one ticker per line (instead of TICKER).")
+    ] = None,
     source: Annotated[
         Optional[str], typer.Option(help="yahoo (network) or sample (offline: AAPL, GOOG, IBM, MSFT).")
     ] = None,
@@ -48,22 +61,26 @@ def fetch(
     end: Annotated[Optional[str], typer.Option(help="Last date, YYYY-MM-DD (inclusive).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML config file.")] = None,
 ) -> None:
-    """Download daily OHLCV for TICKER, validate it and store it as Parquet.
+    """Download daily OHLCV for TICKER (or several), validate it and store it as Parquet.
 
-    Example: fintrain data fetch MSFT --source sample
+    Each ticker is validated and stored on its own; the first failure stops the command and
+    names the ticker, with the tickers before it already stored.
+
+    Example: fintrain data fetch AAPL,IBM,MSFT,GOOG --source sample
     """
     ws = workspace(ctx)
     cfg = run_config(
         config,
-        {"data": {"ticker": ticker, "source": source, "start": _parse_date(start, "--start"),
-                  "end": _parse_date(end, "--end")}},
+        {"data": {"ticker": tickers_option(ticker, universe), "source": source,
+                  "start": _parse_date(start, "--start"), "end": _parse_date(end, "--end")}},
     )
-    if cfg.data.source == "yahoo":
-        with err_console.status(f"downloading {cfg.data.ticker} from Yahoo Finance..."):
-            entry = data_lib.fetch(ws.data_dir, cfg.data)
-    else:
-        entry = data_lib.fetch(ws.data_dir, cfg.data)
-    _report(entry)
+    for name in cfg.data.tickers:
+        if cfg.data.source == "yahoo":
+            with err_console.status(f"downloading {name} from Yahoo Finance..."):
+                entry = data_lib.fetch(ws.data_dir, cfg.data, name)
+        else:
+            entry = data_lib.fetch(ws.data_dir, cfg.data, name)
+        _report(entry)
 
 
 @app.command("import")

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from fintrain.cli.common import err_console, out_console, print_json, run_config, workspace
+from fintrain.cli.data import tickers_option
 from fintrain.errors import ConfigError
 
 
@@ -37,14 +38,29 @@ def render_summary(summary: dict[str, Any]) -> Table:
         table.add_column(m, justify="right")
     table.add_row(f"PatchTST {summary['budget']}", *(f"{summary['test'][m]:.4f}" for m in metrics), style="bold")
     for name, values in summary["baselines"].items():
-        table.add_row(name, *(f"{values.get(m, float('nan')):.4f}" for m in metrics))
+        table.add_row(name, *(f"{values[m]:.4f}" if m in values else "-" for m in metrics))
+    return table
+
+
+def render_per_ticker(summary: dict[str, Any]) -> Table:
+    """The model's test metrics for each ticker's windows."""
+    per_ticker = summary["per_ticker"]
+    metrics = [m for m in next(iter(per_ticker.values())) if m != "windows"]
+    table = Table(title="test metrics per ticker")
+    table.add_column("ticker", no_wrap=True)
+    table.add_column("windows", justify="right")
+    for m in metrics:
+        table.add_column(m, justify="right")
+    for ticker, values in per_ticker.items():
+        table.add_row(ticker, f"{values['windows']:,}", *(f"{values[m]:.4f}" for m in metrics))
     return table
 
 
 def train(
     ctx: typer.Context,
     config: Annotated[Optional[Path], typer.Option(help="TOML file holding a run configuration.")] = None,
-    ticker: Annotated[Optional[str], typer.Option(help="Ticker to train on [default: SPY].")] = None,
+    ticker: Annotated[Optional[str], typer.Option(help="Ticker, or several comma-separated (AAPL,IBM,MSFT) [default: SPY].")] = None,
+    universe: Annotated[Optional[Path], typer.Option(help="File with one ticker per line (instead of --ticker).")] = None,
     source: Annotated[Optional[str], typer.Option(help="Where to fetch missing data: yahoo or sample.")] = None,
     tier: Annotated[Optional[str], typer.Option(help="Feature tier [default: a20].")] = None,
     budget: Annotated[Optional[str], typer.Option(help="Parameter budget: 2m, 20m, 200m [default: 2m].")] = None,
@@ -90,7 +106,7 @@ def train(
     try:
         if resume is not None:
             given = {
-                "--config": config, "--ticker": ticker, "--source": source, "--tier": tier,
+                "--config": config, "--ticker": ticker, "--universe": universe, "--source": source, "--tier": tier,
                 "--budget": budget, "--task": task, "--horizon": horizon, "--threshold": threshold,
                 "--context-len": context_len, "--batch-size": batch_size, "--lr": lr, "--seed": seed,
                 "--precision": precision, "--run-name": run_name,
@@ -118,7 +134,7 @@ def train(
             cfg = run_config(
                 config,
                 {
-                    "data": {"ticker": ticker, "source": source},
+                    "data": {"ticker": tickers_option(ticker, universe), "source": source},
                     "features": {"tier": tier},
                     "model": {"budget": budget},
                     "target": {"task": task, "horizon": horizon, "threshold": threshold},
@@ -157,6 +173,8 @@ def train(
         print_json(summary)
         return
     out_console.print(render_summary(summary))
+    if summary.get("per_ticker"):
+        out_console.print(render_per_ticker(summary))
     out_console.print(
         f"run: {outcome.run_dir}  ({summary['steps']} steps, best epoch {summary['best_epoch'] + 1}, "
         f"{summary['params']:,} parameters, {summary['device']})",

@@ -53,17 +53,20 @@ def save_raw(
     return raw_manifest(data_dir).append(entry)
 
 
-def fetch(data_dir: Path, cfg: DataConfig) -> dict[str, Any]:
-    """Fetch ``cfg.ticker`` from ``cfg.source``, validate, store; return the manifest entry."""
+def fetch(data_dir: Path, cfg: DataConfig, ticker: str | None = None) -> dict[str, Any]:
+    """Fetch one ticker (default: ``cfg.ticker``) from ``cfg.source``, validate, store.
+
+    Returns:
+        The new manifest entry.
+    """
+    ticker = ticker or cfg.ticker
     if cfg.source == "sample":
-        raw = sources.fetch_sample(cfg.ticker, cfg.start, cfg.end)
+        raw = sources.fetch_sample(ticker, cfg.start, cfg.end)
     else:
         raw = sources.fetch_yahoo(
-            cfg.ticker, cfg.start, cfg.end, retries=cfg.retries, backoff_s=cfg.backoff_s
+            ticker, cfg.start, cfg.end, retries=cfg.retries, backoff_s=cfg.backoff_s
         )
-    return save_raw(
-        data_dir, cfg.ticker, raw, name=f"{cfg.ticker} from {cfg.source}", min_rows=cfg.min_rows
-    )
+    return save_raw(data_dir, ticker, raw, name=f"{ticker} from {cfg.source}", min_rows=cfg.min_rows)
 
 
 def import_file(

@@ -1,4 +1,4 @@
-"""From a ticker to window tensors: fetch if missing, build features if missing or stale."""
+"""From tickers to window tensors: fetch if missing, build features if missing or stale."""
 
 from __future__ import annotations
 
@@ -18,35 +18,45 @@ from fintrain.features import ensure_features, feature_names
 
 log = logging.getLogger(__name__)
 
+TICKER = "ticker"
+
 
 @dataclass
 class Prepared:
-    """Everything a run needs from the data side."""
+    """Everything a run needs from the data side (one ticker or several)."""
 
     frame: pl.DataFrame
     splits: Splits
     feature_columns: list[str]
-    raw_entry: dict[str, Any]
-    feature_entry: dict[str, Any]
+    raw_entries: dict[str, dict[str, Any]]
+    feature_entries: dict[str, dict[str, Any]]
 
     @property
     def n_features(self) -> int:
         """Channels the model sees."""
         return len(self.feature_columns)
 
-    def data_md5(self) -> dict[str, str]:
-        """The md5 of the raw and feature files this run trains on."""
-        return {"raw": self.raw_entry["md5"], "features": self.feature_entry["md5"]}
+    @property
+    def tickers(self) -> list[str]:
+        """The tickers trained on, in the order given."""
+        return list(self.raw_entries)
+
+    def data_md5(self) -> dict[str, Any]:
+        """The md5 of the raw and feature files: strings for one ticker, ticker -> md5 for several."""
+        raw = {t: e["md5"] for t, e in self.raw_entries.items()}
+        features = {t: e["md5"] for t, e in self.feature_entries.items()}
+        if len(raw) == 1:
+            return {"raw": next(iter(raw.values())), "features": next(iter(features.values()))}
+        return {"raw": raw, "features": features}
 
 
-def ensure_raw(data_dir: Path, cfg: RunConfig, notify: Callable[[str], None]) -> dict[str, Any]:
-    """The current raw entry for the run's ticker, fetching it first when absent."""
-    ticker = cfg.data.ticker
+def ensure_raw(data_dir: Path, cfg: RunConfig, ticker: str, notify: Callable[[str], None]) -> dict[str, Any]:
+    """The current raw entry of a ticker, fetching it first when absent."""
     path = raw_path(data_dir, ticker)
     entry = raw_manifest(data_dir).latest("path", path.relative_to(data_dir).as_posix())
     if entry is None or not path.exists():
         notify(f"no raw data for {ticker}: fetching it from {cfg.data.source}")
-        entry = fetch(data_dir, cfg.data)
+        entry = fetch(data_dir, cfg.data, ticker)
     return entry
 
 
@@ -56,17 +66,30 @@ def prepare_data(
     device: torch.device | str = "cpu",
     notify: Callable[[str], None] = log.info,
 ) -> Prepared:
-    """Raw data, then the tier's features (rebuilt when stale), then the dataset on ``device``."""
-    raw_entry = ensure_raw(Path(data_dir), cfg, notify)
-    build = ensure_features(Path(data_dir), cfg.data.ticker, cfg.features.tier)
-    if build.rebuilt:
-        notify(f"built {cfg.features.tier} features for {cfg.data.ticker}: {build.path.name}")
+    """Raw data, then the tier's features (rebuilt when stale), then the dataset on ``device``.
+
+    Several tickers are pooled into one frame with a ``ticker`` column: the dataset cuts
+    windows within each ticker, splits all of them on the same dates and scales them with
+    statistics of all tickers' training rows.
+    """
+    data_dir = Path(data_dir)
+    raw_entries: dict[str, dict[str, Any]] = {}
+    feature_entries: dict[str, dict[str, Any]] = {}
+    frames: list[pl.DataFrame] = []
+    for ticker in cfg.data.tickers:
+        raw_entries[ticker] = ensure_raw(data_dir, cfg, ticker, notify)
+        build = ensure_features(data_dir, ticker, cfg.features.tier)
+        if build.rebuilt:
+            notify(f"built {cfg.features.tier} features for {ticker}: {build.path.name}")
+        feature_entries[ticker] = build.entry
+        frames.append(build.frame)
+    if len(frames) == 1:
+        frame = frames[0]
+    else:
+        frame = pl.concat(
+            [f.with_columns(pl.lit(t).alias(TICKER)) for t, f in zip(cfg.data.tickers, frames)],
+            how="vertical_relaxed",
+        )
     columns = feature_names(cfg.features.tier)
-    splits = build_dataset(build.frame, cfg.target, cfg.split, feature_columns=columns, device=device)
-    return Prepared(
-        frame=build.frame,
-        splits=splits,
-        feature_columns=columns,
-        raw_entry=raw_entry,
-        feature_entry=build.entry,
-    )
+    splits = build_dataset(frame, cfg.target, cfg.split, feature_columns=columns, device=device)
+    return Prepared(frame, splits, columns, raw_entries, feature_entries)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from rich.console import Console
 
@@ -32,9 +33,10 @@ from fintrain.train.loop import (
     evaluate,
     fit,
     loss_function,
+    predict,
     resolve_pos_weight,
 )
-from fintrain.train.metrics import baselines, primary_metric
+from fintrain.train.metrics import baselines, primary_metric, task_metrics
 from fintrain.train.prepare import Prepared, prepare_data
 
 log = logging.getLogger(__name__)
@@ -75,8 +77,8 @@ class Plan:
                 "ticker": self.cfg.data.ticker,
                 "tier": self.cfg.features.tier,
                 "rows": frame.height,
-                "first_date": frame["date"][0].isoformat(),
-                "last_date": frame["date"][-1].isoformat(),
+                "first_date": frame["date"].min().isoformat(),
+                "last_date": frame["date"].max().isoformat(),
                 "n_features": self.prepared.n_features,
                 "windows": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
                 "md5": self.prepared.data_md5(),
@@ -94,9 +96,14 @@ class RunOutcome:
 
 
 def default_run_name(cfg: RunConfig) -> str:
-    """A timestamp plus ticker, tier and budget: ``20261128-103000-SPY-a20-2m``."""
+    """A timestamp plus ticker, tier and budget: ``20261128-103000-SPY-a20-2m``.
+
+    Several tickers show as the first and a count: ``...-AAPL+3-a20-2m``.
+    """
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{cfg.data.ticker}-{cfg.features.tier}-{cfg.model.budget}"
+    tickers = cfg.data.tickers
+    label = tickers[0] if len(tickers) == 1 else f"{tickers[0]}+{len(tickers) - 1}"
+    return f"{stamp}-{label}-{cfg.features.tier}-{cfg.model.budget}"
 
 
 def model_config_for(cfg: RunConfig, n_features: int) -> ModelConfig:
@@ -216,6 +223,19 @@ def _hparams(plan: Plan) -> dict[str, Any]:
     }
 
 
+def per_ticker_metrics(model: torch.nn.Module, data: Any, batch_size: int, task: str, precision: str) -> dict[str, dict[str, float]]:
+    """Test metrics of each ticker's windows, when the split holds several tickers."""
+    tickers = getattr(data, "tickers", None)
+    if tickers is None or tickers.n_unique() < 2:
+        return {}
+    output, labels = predict(model, data, batch_size, task, precision)
+    names = np.asarray(tickers.to_list())
+    return {
+        str(t): {**task_metrics(task, labels[names == t], output[names == t]), "windows": int((names == t).sum())}
+        for t in sorted(set(names))
+    }
+
+
 def _execute(
     plan: Plan,
     run_dir: Path,
@@ -267,6 +287,7 @@ def _execute(
         plan.model.load_state_dict(best["model"])
         loss_fn = loss_function(cfg.target.task, pos_weight)
         test = evaluate(plan.model, splits.test, plan.batch_size, cfg.target.task, loss_fn, cfg.train.precision)
+        per_ticker = per_ticker_metrics(plan.model, splits.test, plan.batch_size, cfg.target.task, cfg.train.precision)
         base = baselines(
             cfg.target.task, splits.train.labels, splits.test.labels,
             splits.train.last_row_features(), splits.test.last_row_features(),
@@ -278,6 +299,7 @@ def _execute(
             "stop_reason": state.stop_reason,
             "fintrain_version": __version__,
             "ticker": cfg.data.ticker,
+            "tickers": cfg.data.tickers,
             "tier": cfg.features.tier,
             "budget": cfg.model.budget,
             "task": cfg.target.task,
@@ -286,6 +308,7 @@ def _execute(
             "batch_size": plan.batch_size,
             "primary_metric": primary_metric(cfg.target.task),
             "test": test,
+            **({"per_ticker": per_ticker} if per_ticker else {}),
             "baselines": base,
             "best_epoch": state.best_epoch,
             "best_val": {"loss": state.best_val, primary_metric(cfg.target.task): state.best_metric},
