@@ -366,7 +366,7 @@ def fit(
     def wait_out_pause(status: Any) -> tuple[int, Any]:
         """Keep the panel alive while paused; return the decision that ended the pause."""
         if status is not None:
-            event("thermal_pause", f"paused: {status.reason}", temp_c=status.temp_c)
+            event("thermal_pause", status.reason, temp_c=status.temp_c)
         started = clock()
         while True:
             code, status = poll()
@@ -405,7 +405,7 @@ def fit(
                 if code == STOP:
                     reason = status.reason if status is not None else "rank 0 stopped"
                     save_last("thermal stop")
-                    event("thermal_stop", f"stopped: {reason}", temp_c=status.temp_c if status else None)
+                    event("thermal_stop", reason, temp_c=status.temp_c if status else None)
                     raise TrainingStopped(
                         f"thermal critical at step {state.step} ({reason}); last.pt saved, "
                         "resume with --resume when the machine has cooled", exit_code=3)
