@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
 from fintrain.features import feature_names, tier_warmup
@@ -117,3 +118,24 @@ def test_shared_spy_file_done_when(cli, spy_csv, tmp_path):
         part = pl.read_parquet(cli.data_dir / "processed" / f"SPYHEAD.features.{tier}.parquet")
         assert part.height == 5000 - tier_warmup(tier)
         assert_frame_equal(part, full.head(part.height))
+
+
+def test_several_tickers_build_in_one_pass_like_one_at_a_time(cli):
+    import polars as pl
+
+    assert cli("data", "fetch", "AAPL,IBM,GOOG", "--source", "sample").exit_code == 0
+    result = cli("features", "build", "AAPL,IBM,GOOG", "--tier", "a20", "--json")
+    assert result.exit_code == 0, result.output
+    entries = json.loads(result.stdout)
+    assert [e["dataset"] for e in entries] == ["AAPL.features.a20", "IBM.features.a20", "GOOG.features.a20"]
+    assert all(e["rebuilt"] for e in entries)
+    pooled = {t: pl.read_parquet(cli.data_dir / "processed" / f"{t}.features.a20.parquet") for t in ("AAPL", "IBM", "GOOG")}
+    for ticker in ("AAPL", "IBM", "GOOG"):
+        forced = cli("features", "build", ticker, "--tier", "a20", "--force")
+        assert forced.exit_code == 0
+        alone = pl.read_parquet(cli.data_dir / "processed" / f"{ticker}.features.a20.parquet")
+        assert alone.columns == pooled[ticker].columns and alone.height == pooled[ticker].height
+        for column in alone.columns[1:]:
+            assert alone[column].to_numpy() == pytest.approx(pooled[ticker][column].to_numpy(), rel=1e-9, abs=1e-12)
+    again = cli("features", "build", "AAPL,IBM,GOOG", "--tier", "a20")
+    assert again.exit_code == 0 and again.stderr.count("up to date") == 3

@@ -16,6 +16,7 @@ from fintrain.cli.common import (
     run_config,
     workspace,
 )
+from fintrain.cli.data import tickers_option
 
 app = typer.Typer(
     help="Build stationary feature tiers from raw OHLCV, and describe them.\n\n"
@@ -27,7 +28,10 @@ app = typer.Typer(
 @app.command()
 def build(
     ctx: typer.Context,
-    ticker: Annotated[str, typer.Argument(help="Ticker whose raw data to build from, e.g. SPY.")],
+    ticker: Annotated[
+        str | None, typer.Argument(help="Ticker whose raw data to build from, or several: SPY,QQQ,IWM.")
+    ] = None,
+    universe: Annotated[Path | None, typer.Option(help="File with one ticker per line (instead of TICKER).")] = None,
     tier: Annotated[str | None, typer.Option(help="Feature tier (default a20).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even when current.")] = False,
     config: Annotated[Path | None, typer.Option(help="TOML config file.")] = None,
@@ -36,23 +40,28 @@ def build(
     """Build TICKER's features for a tier, unless they are current (same raw md5, same tier).
 
     Writes data/processed/TICKER.features.TIER.parquet and appends a manifest entry naming the
-    raw file's md5; the tier's warm-up rows are dropped.
+    raw file's md5; the tier's warm-up rows are dropped. Several tickers are built in one lazy
+    Polars pass, each ticker on its own (no feature mixes tickers), into one file each.
 
     Example: fintrain features build SPY --tier a50
     """
     ws = workspace(ctx)
-    cfg = run_config(config, {"data": {"ticker": ticker}, "features": {"tier": tier}})
-    result = features_lib.ensure_features(
-        ws.data_dir,
-        cfg.data.ticker,
-        cfg.features.tier,
-        min_rows=cfg.split.context_len,
-        force=force,
-    )
-    entry = result.entry
+    cfg = run_config(config, {"data": {"ticker": tickers_option(ticker, universe)}, "features": {"tier": tier}})
+    tickers = cfg.data.tickers
+    with err_console.status(f"building {cfg.features.tier} features for {len(tickers)} tickers..."):
+        results = features_lib.ensure_features_many(
+            ws.data_dir, tickers, cfg.features.tier, min_rows=cfg.split.context_len, force=force
+        )
     if json_:
-        print_json({**entry, "rebuilt": result.rebuilt, "reason": result.reason})
+        documents = [{**r.entry, "rebuilt": r.rebuilt, "reason": r.reason} for r in results.values()]
+        print_json(documents[0] if len(documents) == 1 else documents)
         return
+    for result in results.values():
+        _report(result)
+
+
+def _report(result: features_lib.FeatureBuild) -> None:
+    entry = result.entry
     if result.rebuilt:
         err_console.print(
             f"[green]built[/] {entry['dataset']} v{entry['version']} ({result.reason}): "

@@ -14,9 +14,9 @@ from typing import Any
 
 import polars as pl
 
-from fintrain.data.store import raw_path, read_raw
+from fintrain.data.store import raw_manifest, raw_path, read_raw
 from fintrain.errors import DataError, FeatureError
-from fintrain.features.build import build_features
+from fintrain.features.build import TICKER, build_features
 from fintrain.features.tiers import feature_names, get_tier, tier_hash, tier_warmup
 from fintrain.storage import Manifest, atomic_path, md5_file, utc_now
 
@@ -111,37 +111,90 @@ def ensure_features(
         DataError: no raw data for the ticker.
         FeatureError: too few rows for the tier's warm-up plus ``min_rows``.
     """
-    data_dir = Path(data_dir)
-    features = get_tier(tier)
     ticker = ticker.strip().upper()
-    path = features_path(data_dir, ticker, tier)
-    manifest = processed_manifest(data_dir)
-    name = dataset_name(ticker, tier)
-    current_hash = tier_hash(tier)
-    source = raw_path(data_dir, ticker)
-    if not source.is_file():
-        read_raw(data_dir, ticker)  # raises the store's DataError with its advice
-    raw_md5 = md5_file(source)
-    entry = manifest.latest("dataset", name)
-    reason = "forced" if force else _stale_reason(entry, path, raw_md5, current_hash)
-    if reason is None and entry is not None:
-        return FeatureBuild(read_parquet(path), path, entry, rebuilt=False, reason="up to date")
+    return ensure_features_many(data_dir, [ticker], tier, min_rows=min_rows, force=force)[ticker]
 
-    raw, raw_entry = read_raw(data_dir, ticker)
-    if raw_entry.get("md5") != raw_md5:
-        raise DataError(
-            f"{source} does not match its manifest entry (md5 {raw_md5} != "
-            f"{raw_entry.get('md5')}); run `fintrain data verify` and re-import {ticker}"
-        )
+
+def ensure_features_many(
+    data_dir: Path,
+    tickers: list[str],
+    tier: str,
+    *,
+    min_rows: int = DEFAULT_MIN_ROWS,
+    force: bool = False,
+) -> dict[str, FeatureBuild]:
+    """``ensure_features`` for several tickers, building the stale ones in one lazy pass.
+
+    The raw files of the tickers that need a build are scanned together (``pl.scan_parquet``),
+    the tier's expressions run per ticker (``.over("ticker")``, never across tickers), and each
+    ticker's rows go to its own file and manifest entry.
+
+    Returns:
+        ticker -> FeatureBuild, in the order given.
+    """
+    data_dir = Path(data_dir)
+    get_tier(tier)
+    manifest = processed_manifest(data_dir)
+    current_hash = tier_hash(tier)
+    builds: dict[str, FeatureBuild | None] = {}
+    stale: dict[str, tuple[str, str]] = {}  # ticker -> (raw md5, reason)
+    for ticker in (t.strip().upper() for t in tickers):
+        path = features_path(data_dir, ticker, tier)
+        source = raw_path(data_dir, ticker)
+        if not source.is_file():
+            read_raw(data_dir, ticker)  # raises the store's DataError with its advice
+        raw_md5 = md5_file(source)
+        entry = manifest.latest("dataset", dataset_name(ticker, tier))
+        reason = "forced" if force else _stale_reason(entry, path, raw_md5, current_hash)
+        if reason is None and entry is not None:
+            builds[ticker] = FeatureBuild(read_parquet(path), path, entry, rebuilt=False, reason="up to date")
+        else:
+            builds[ticker] = None
+            stale[ticker] = (raw_md5, reason or "new")
+    if stale:
+        for ticker, frame in _build_stale(data_dir, list(stale), tier, min_rows).items():
+            raw_md5, reason = stale[ticker]
+            builds[ticker] = _store(data_dir, ticker, tier, frame, raw_md5, reason)
+    return {t: b for t, b in builds.items() if b is not None}
+
+
+def _build_stale(data_dir: Path, tickers: list[str], tier: str, min_rows: int) -> dict[str, pl.DataFrame]:
+    """Check the raw files against their manifest and build their features in one pass."""
     warmup = tier_warmup(tier)
     needed = warmup + min_rows
-    if raw.height < needed:
-        raise FeatureError(
-            f"{ticker} has {raw.height} rows; tier {tier} needs at least {needed} "
-            f"({warmup} warm-up rows + {min_rows} for one input window). Fetch a longer history "
-            "or use a shorter tier"
-        )
-    frame = build_features(raw, tier)
+    scans = []
+    for ticker in tickers:
+        source = raw_path(data_dir, ticker)
+        entry = raw_manifest(data_dir).latest("path", source.relative_to(data_dir).as_posix())
+        actual = md5_file(source)
+        if entry is None or entry.get("md5") != actual:
+            raise DataError(
+                f"{source} does not match its manifest entry (md5 {actual} != "
+                f"{(entry or {}).get('md5')}); run `fintrain data verify` and re-import {ticker}"
+            )
+        if entry["rows"] < needed:
+            raise FeatureError(
+                f"{ticker} has {entry['rows']} rows; tier {tier} needs at least {needed} "
+                f"({warmup} warm-up rows + {min_rows} for one input window). Fetch a longer "
+                "history or use a shorter tier"
+            )
+        scans.append(pl.scan_parquet(source))
+    if len(tickers) == 1:
+        return {tickers[0]: build_features(scans[0], tier)}
+    pooled = pl.concat(
+        [scan.with_columns(pl.lit(t).alias(TICKER)) for t, scan in zip(tickers, scans)], how="vertical"
+    )
+    built = build_features(pooled, tier)
+    return {
+        key[0]: part.drop(TICKER)
+        for key, part in built.partition_by(TICKER, as_dict=True, maintain_order=True).items()
+    }
+
+
+def _store(data_dir: Path, ticker: str, tier: str, frame: pl.DataFrame, raw_md5: str, reason: str) -> FeatureBuild:
+    """Write one ticker's features atomically and append its manifest entry."""
+    path = features_path(data_dir, ticker, tier)
+    name = dataset_name(ticker, tier)
     with atomic_path(path) as tmp:
         frame.write_parquet(tmp, statistics=True)
     md5 = md5_file(path)
@@ -153,20 +206,20 @@ def ensure_features(
             "version": max(versions, default=0) + 1,
             "ticker": ticker,
             "tier": tier,
-            "tier_hash": current_hash,
+            "tier_hash": tier_hash(tier),
             "path": path.relative_to(data_dir).as_posix(),
             "md5": md5,
             "rows": frame.height,
-            "n_features": len(features),
-            "warmup_rows": warmup,
+            "n_features": len(get_tier(tier)),
+            "warmup_rows": tier_warmup(tier),
             "first_date": frame["date"][0].isoformat(),
             "last_date": frame["date"][-1].isoformat(),
             "source_raw_md5": raw_md5,
-            "source_raw_path": source.relative_to(data_dir).as_posix(),
+            "source_raw_path": raw_path(data_dir, ticker).relative_to(data_dir).as_posix(),
             "created_at": utc_now(),
         }
 
-    entry = manifest.append(new_entry)
+    entry = processed_manifest(data_dir).append(new_entry)
     log.info("built %s v%s (%s): %d rows", name, entry["version"], reason, frame.height)
     return FeatureBuild(frame, path, entry, rebuilt=True, reason=reason)
 

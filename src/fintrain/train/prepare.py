@@ -14,7 +14,7 @@ import torch
 from fintrain.config import RunConfig
 from fintrain.data import fetch, raw_manifest, raw_path
 from fintrain.dataset import Splits, build_dataset
-from fintrain.features import ensure_features, feature_names
+from fintrain.features import ensure_features_many, feature_names
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,11 @@ def prepare_data(
     data_dir = Path(data_dir)
     raw_entries: dict[str, dict[str, Any]] = {}
     feature_entries: dict[str, dict[str, Any]] = {}
-    frames: list[pl.DataFrame] = []
     for ticker in cfg.data.tickers:
         raw_entries[ticker] = ensure_raw(data_dir, cfg, ticker, notify)
-        build = ensure_features(data_dir, ticker, cfg.features.tier)
+    builds = ensure_features_many(data_dir, cfg.data.tickers, cfg.features.tier, min_rows=cfg.split.context_len)
+    frames: list[pl.DataFrame] = []
+    for ticker, build in builds.items():
         if build.rebuilt:
             notify(f"built {cfg.features.tier} features for {ticker}: {build.path.name}")
         feature_entries[ticker] = build.entry
