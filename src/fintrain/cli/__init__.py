@@ -15,6 +15,9 @@ from fintrain import __version__
 from fintrain.cli import data as data_cmd
 from fintrain.cli import features as features_cmd
 from fintrain.cli import probe as probe_cmd
+from fintrain.cli import report as report_cmd
+from fintrain.cli import runs as runs_cmd
+from fintrain.cli import sweep as sweep_cmd
 from fintrain.cli import train as train_cmd
 from fintrain.cli import thermal as thermal_cmd
 from fintrain.cli.common import Workspace, err_console
@@ -90,8 +93,11 @@ def root(
 
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(features_cmd.app, name="features")
+app.add_typer(runs_cmd.app, name="runs")
 app.command("probe-batch")(probe_cmd.probe_batch)
 app.command("train")(train_cmd.train)
+app.command("sweep")(sweep_cmd.sweep)
+app.command("report")(report_cmd.report)
 app.command("thermal-watch")(thermal_cmd.thermal_watch)
 
 

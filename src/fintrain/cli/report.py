@@ -1,0 +1,82 @@
+"""``fintrain report``: compare runs or a sweep's cells; a table, the answers in words, PNG plots."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from fintrain.cli.common import err_console, out_console, print_json, workspace
+from fintrain.errors import ConfigError
+from fintrain.experiments import report as report_lib
+from fintrain.experiments.runs import RunError, read_run, resolve_run
+from fintrain.experiments.sweep import find_cells
+
+
+def _table(report: report_lib.Report) -> Table:
+    m = report.metric
+    table = Table(title=f"test {m} by budget ({'higher' if report.higher_is_better else 'lower'} is better)")
+    for column in ("budget", "params", "seeds", f"mean {m}", "95% interval", f"vs {report.best_baseline or 'baseline'}",
+                   "vs smaller budget"):
+        table.add_column(column, justify="left" if column == "budget" else "right")
+    by_subject: dict[tuple[str, str], report_lib.Comparison] = {(c.subject, c.kind): c for c in report.comparisons}
+    for b in report.budgets:
+        i = b.interval
+        cells = []
+        for kind in ("baseline", "budget"):
+            c = by_subject.get((b.budget, kind))
+            cells.append("-" if c is None else f"{c.difference.estimate:+.4f} ({c.verdict})")
+        table.add_row(b.budget, report_lib.fmt_params(b.params), str(len(b.runs)), f"{i.estimate:.4f}",
+                      f"{i.low:.4f} .. {i.high:.4f}" if i.has_interval else "-", *cells)
+    for name, value in sorted(report.baselines.items()):
+        table.add_row(f"baseline {name}", "-", "-", f"{value:.4f}", "-", "-", "-", style="dim")
+    return table
+
+
+def report(
+    ctx: typer.Context,
+    runs: Annotated[Optional[list[str]], typer.Argument(help="Run names (in --runs-dir) or run folders.", show_default=False)] = None,
+    sweep: Annotated[Optional[str], typer.Option(help="Report every cell of this sweep (runs/<NAME>-<budget>-seed<k>).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the PNGs, report.md and report.json [default: <runs-dir>/reports/<sweep or time>].")] = None,
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="Write the table and report files only (no matplotlib needed).")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
+) -> None:
+    """Compare finished runs by budget: test metric with 95% intervals over seeds, against the
+    strongest baseline and the next smaller budget, in numbers and in words; plots as PNG files
+    (test metric against parameters, loss curves, temperature over time).
+
+    The statistics are Student-t intervals over seeds (not a bootstrap over test windows).
+    Plots need matplotlib: pip install 'fintrain[report]'.
+
+    Example: fintrain report --sweep demo
+    """
+    ws = workspace(ctx)
+    if bool(runs) == bool(sweep):
+        raise ConfigError("give either run names or --sweep NAME (not both, not neither)")
+    if sweep:
+        folders = find_cells(sweep, ws.runs_dir)
+        if not folders:
+            raise RunError(f"no cells of sweep {sweep!r} in {ws.runs_dir} (folders {sweep}-<budget>-seed<k>); "
+                           f"start it with `fintrain sweep --name {sweep} ...`")
+    else:
+        folders = [resolve_run(r, ws.runs_dir) for r in runs or []]
+    records = [read_run(f) for f in folders]
+    result = report_lib.build_report(records)
+    out_dir = out or ws.runs_dir / "reports" / (sweep or dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    written = report_lib.write_report(result, out_dir, plots=not no_plots)
+    if json_:
+        print_json({**result.to_json(), "files": [str(p) for p in written]})
+        return
+    out_console.print(_table(result))
+    for c in result.comparisons:
+        out_console.print(f"• {c.sentence}", highlight=False, soft_wrap=True)
+    out_console.print(f"method: {result.method}.", style="dim", highlight=False, soft_wrap=True)
+    for note in result.notes:
+        err_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    if result.left_out:
+        err_console.print("not included (not finished): " + ", ".join(f"{r.name} ({r.status_label})" for r in result.left_out),
+                          highlight=False, soft_wrap=True)
+    out_console.print("wrote " + ", ".join(str(p) for p in written), highlight=False, soft_wrap=True)

@@ -1,0 +1,131 @@
+"""``fintrain runs``: list the run folders, or show one run's configuration, metrics and events."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from fintrain.cli.common import out_console, print_json, workspace
+from fintrain.cli.train import render_summary
+from fintrain.experiments.runs import RunRecord, list_runs, read_run, resolve_run
+
+app = typer.Typer(
+    help="List runs and show what one run did.\n\nExample: fintrain runs list",
+    no_args_is_help=True,
+)
+
+RunsDir = Annotated[Optional[Path], typer.Option("--runs-dir", help="Folder of run outputs [default: the global --runs-dir].")]
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def _num(value: float | None, fmt: str = ".4f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+STATUS_STYLE = {"finished": "green", "thermal_stop": "red", "interrupted": "yellow", "running": "cyan"}
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    runs_dir: RunsDir = None,
+    json_: Annotated[bool, typer.Option("--json", help="A JSON array, one object per run, on stdout.")] = False,
+) -> None:
+    """A table of runs: status, data, budget, size, progress, validation and test metric,
+    duration and hottest temperature.
+
+    Example: fintrain runs list --json
+    """
+    folder = runs_dir or workspace(ctx).runs_dir
+    runs = list_runs(folder)
+    if json_:
+        print_json([r.to_json() for r in runs])
+        return
+    if not runs:
+        out_console.print(f"no runs in {folder}", highlight=False)
+        return
+    metrics = sorted({r.primary_metric for r in runs})
+    # Borderless, so that the ten columns fit an 80-column terminal.
+    table = Table(title=f"runs in {folder}", caption=f"best val and test: {', '.join(metrics)} on that split",
+                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for column in ("name", "status", "data", "budget", "params", "steps", "best val", "test", "time", "°C max"):
+        table.add_column(column, justify="left" if column in ("name", "status", "data", "budget") else "right",
+                         no_wrap=True, min_width=8 if column == "data" else None)
+    for r in runs:
+        table.add_row(
+            r.name, f"[{STATUS_STYLE.get(r.status, 'white')}]{r.status_label}[/]", f"{r.ticker} {r.tier}", r.budget,
+            f"{r.params:,}" if r.params is not None else "-", f"{r.steps:,}", _num(r.best_val), _num(r.test),
+            _duration(r.seconds), f"{r.temp_max_c:.0f}" if r.temp_max_c is not None else "-",
+        )
+    # Piped output (a file, less) is not bound to the terminal's width: keep rows on one line.
+    (out_console if out_console.is_terminal else Console(width=120)).print(table)
+
+
+def _event_table(run: RunRecord) -> Table:
+    table = Table(title=f"events ({len(run.events)})")
+    for column in ("step", "epoch", "event", "message"):
+        table.add_column(column, justify="right" if column in ("step", "epoch") else "left")
+    for e in run.events:
+        epoch = e.get("epoch")
+        table.add_row(str(e.get("step", "")), str(epoch + 1) if isinstance(epoch, int) else "", str(e.get("event", "")),
+                      str(e.get("message", "")))
+    return table
+
+
+def _config_table(config: dict[str, Any]) -> Table:
+    table = Table(title="configuration", show_header=False)
+    table.add_column("section", style="bold")
+    table.add_column("values")
+    for section, values in config.items():
+        if isinstance(values, dict):
+            text = ", ".join(f"{k}={json.dumps(v)}" for k, v in values.items() if v is not None)
+        else:
+            text = json.dumps(values)
+        table.add_row(section, text)
+    return table
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    run: Annotated[str, typer.Argument(help="A run name (in --runs-dir) or a run folder.")],
+    runs_dir: RunsDir = None,
+    json_: Annotated[bool, typer.Option("--json", help="Status, configuration, summary and events as JSON on stdout.")] = False,
+) -> None:
+    """One run: its status, configuration, test metrics beside the baselines, and its events
+    (checkpoints, best epochs, thermal pauses and stops, interruptions, resumes).
+
+    Example: fintrain runs show demo-2m-seed0
+    """
+    record = read_run(resolve_run(run, runs_dir or workspace(ctx).runs_dir))
+    if json_:
+        print_json({**record.to_json(), "config": record.config, "summary": record.summary, "events": record.events})
+        return
+    out_console.print(
+        f"[bold]{record.name}[/]  {record.status_label} · {record.ticker} {record.tier} · budget {record.budget} · "
+        f"seed {record.seed} · {record.steps:,} steps · {_duration(record.seconds)}"
+        + (f" · max {record.temp_max_c:.0f} °C" if record.temp_max_c is not None else ""),
+        highlight=False, soft_wrap=True,
+    )
+    out_console.print(_config_table(record.config))
+    if record.summary is not None:
+        out_console.print(render_summary(record.summary))
+    else:
+        resume = f"; continue with: fintrain train --resume {record.path}" if record.resumable and record.status != "running" else ""
+        best = f"best validation {record.primary_metric} {record.best_val:.4f}" if record.best_val is not None else "no validation yet"
+        out_console.print(f"no test metrics yet ({record.status_label}, {best}){resume}", highlight=False, soft_wrap=True)
+    out_console.print(_event_table(record))

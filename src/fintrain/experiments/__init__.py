@@ -1,0 +1,1 @@
+"""Experiments: run folders read back, sweeps over budgets and seeds, and scaling reports."""

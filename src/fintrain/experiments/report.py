@@ -1,0 +1,306 @@
+"""Scaling reports: did a bigger budget help, beyond seed noise, and beyond a baseline?
+
+``build_report`` groups finished runs by budget and compares, on each run's test metric (the
+task's primary metric: AUC, or MSE for returns):
+
+- each budget with the strongest baseline: per run, the model's value minus that baseline's on
+  the same test windows, then a t-interval over the runs (seeds);
+- each budget with the next smaller one: Welch's t-interval for the difference of the means.
+
+An interval that excludes zero in the better direction is called "beyond seed noise". This is
+a t-interval over seeds, not a bootstrap over test windows: it measures how much the result
+moves when only the seed changes, which is the noise a scaling claim has to beat.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fintrain.errors import FintrainError
+from fintrain.experiments.runs import FINISHED, HIGHER_IS_BETTER, RunRecord
+from fintrain.experiments.stats import CONFIDENCE, Interval, mean_interval, welch_interval
+from fintrain.storage import atomic_write_json, atomic_write_text
+
+METHOD = (
+    "95% Student-t intervals over seeds: one-sample for each budget's mean and for its paired "
+    "difference from the baseline (same test windows), Welch's for the difference between budgets"
+)
+
+
+class ReportError(FintrainError):
+    """Runs that cannot be compared (none finished, or of different tasks)."""
+
+
+@dataclass(frozen=True)
+class BudgetStats:
+    """The finished runs of one budget and their test metric."""
+
+    budget: str
+    params: int
+    runs: tuple[RunRecord, ...]
+    values: tuple[float, ...]
+    interval: Interval
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One question the report answers, with its number and its answer in words.
+
+    Attributes:
+        subject: the budget asked about.
+        against: a baseline name or a smaller budget.
+        kind: ``baseline`` or ``budget``.
+        difference: subject minus against, in the metric's own direction, with its interval.
+        verdict: ``better``, ``worse``, ``no difference`` (the interval holds zero) or
+            ``unknown`` (too few seeds for an interval).
+        sentence: the answer in words.
+    """
+
+    subject: str
+    against: str
+    kind: str
+    difference: Interval
+    verdict: str
+    sentence: str
+
+
+@dataclass
+class Report:
+    """Everything ``fintrain report`` prints, writes and plots."""
+
+    metric: str
+    higher_is_better: bool
+    task: str
+    budgets: list[BudgetStats]
+    baselines: dict[str, float]
+    best_baseline: str | None
+    comparisons: list[Comparison]
+    runs: list[RunRecord]
+    left_out: list[RunRecord]
+    notes: list[str] = field(default_factory=list)
+    method: str = METHOD
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as a JSON document (``report.json``, ``fintrain report --json``)."""
+
+        def interval(i: Interval) -> dict[str, Any]:
+            return {"estimate": i.estimate, "low": i.low, "high": i.high, "n": i.n, "df": i.df}
+
+        return {
+            "metric": self.metric,
+            "higher_is_better": self.higher_is_better,
+            "task": self.task,
+            "method": self.method,
+            "confidence": CONFIDENCE,
+            "budgets": [
+                {"budget": b.budget, "params": b.params, "seeds": [r.seed for r in b.runs],
+                 "runs": [r.name for r in b.runs], "values": list(b.values), "mean": interval(b.interval)}
+                for b in self.budgets
+            ],
+            "baselines": self.baselines,
+            "best_baseline": self.best_baseline,
+            "comparisons": [
+                {"subject": c.subject, "against": c.against, "kind": c.kind,
+                 "difference": interval(c.difference), "verdict": c.verdict, "sentence": c.sentence}
+                for c in self.comparisons
+            ],
+            "left_out": [{"name": r.name, "status": r.status} for r in self.left_out],
+            "notes": self.notes,
+        }
+
+
+def fmt_params(params: int) -> str:
+    """``18,912,769`` as ``18.9M``."""
+    if params >= 1_000_000:
+        return f"{params / 1e6:.1f}M"
+    if params >= 1_000:
+        return f"{params / 1e3:.1f}k"
+    return str(params)
+
+
+def nominal_size(budget: str) -> float:
+    """A budget name's nominal size (``2m`` -> 2e6, ``1.5b`` -> 1.5e9); inf when it is no size."""
+    scale = {"k": 1e3, "m": 1e6, "b": 1e9}
+    try:
+        return float(budget[:-1]) * scale[budget[-1].lower()]
+    except (KeyError, ValueError, IndexError):
+        return math.inf
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.4f}"
+
+
+def _interval_text(i: Interval) -> str:
+    return f"[{_signed(i.low)}, {_signed(i.high)}]" if i.has_interval else "(no interval)"
+
+
+def _verdict(improvement: Interval) -> str:
+    """better / worse / no difference / unknown, from an interval oriented so that up is better."""
+    if not improvement.has_interval:
+        return "unknown"
+    if improvement.low > 0:
+        return "better"
+    if improvement.high < 0:
+        return "worse"
+    return "no difference"
+
+
+def _oriented(diff: Interval, higher_is_better: bool) -> Interval:
+    if higher_is_better:
+        return diff
+    flip = (lambda v: None if v is None else -v)
+    return Interval(-diff.estimate, flip(diff.high), flip(diff.low), diff.n, diff.df)
+
+
+def _sentence(subject: str, against: str, kind: str, metric: str, diff: Interval, verdict: str) -> str:
+    change = f"{metric} {_signed(diff.estimate)} {_interval_text(diff)}"
+    if kind == "baseline":
+        words = {
+            "better": f"beats the {against} baseline beyond seed noise",
+            "worse": f"is worse than the {against} baseline beyond seed noise",
+            "no difference": f"is not distinguishable from the {against} baseline: the interval holds zero",
+            "unknown": f"cannot be told apart from the {against} baseline: one seed gives no measure of seed noise (use --seeds 3 or more)",
+        }
+    else:
+        words = {
+            "better": f"improves on {against} beyond seed noise",
+            "worse": f"is worse than {against} beyond seed noise",
+            "no difference": f"does not improve on {against} beyond seed noise: the interval holds zero",
+            "unknown": f"cannot be told apart from {against}: one seed gives no measure of seed noise (use --seeds 3 or more)",
+        }
+    return f"{subject} {words[verdict]} ({change})."
+
+
+def build_report(runs: Sequence[RunRecord]) -> Report:
+    """Group finished runs by budget and compare them with the baselines and with each other.
+
+    Args:
+        runs: run records (``fintrain.experiments.runs.read_run``); unfinished ones are listed
+            as left out.
+
+    Raises:
+        ReportError: no finished run, or finished runs of different tasks.
+    """
+    finished = [r for r in runs if r.status == FINISHED and r.test is not None]
+    left_out = [r for r in runs if r not in finished]
+    if not finished:
+        states = ", ".join(f"{r.name} ({r.status_label})" for r in runs) or "none given"
+        raise ReportError(f"no finished run to report on; runs: {states}")
+    tasks = sorted({r.task for r in finished})
+    if len(tasks) > 1:
+        raise ReportError(f"the runs mix tasks ({', '.join(tasks)}), whose metrics cannot be compared; report one task at a time")
+    metric = finished[0].primary_metric
+    higher = metric in HIGHER_IS_BETTER
+    notes = []
+    datasets = sorted({(r.ticker, r.tier, json.dumps(r.config.get("target", {}), sort_keys=True)) for r in finished})
+    if len(datasets) > 1:
+        notes.append("the runs differ in ticker, tier or target, so their test windows differ; "
+                     "budget differences mix in data differences")
+
+    groups: dict[str, list[RunRecord]] = {}
+    for r in finished:
+        groups.setdefault(r.budget, []).append(r)
+    budgets = []
+    for budget, members in groups.items():
+        members.sort(key=lambda r: (r.seed, r.name))
+        params = sorted({r.params for r in members if r.params is not None})
+        if len(params) > 1:
+            notes.append(f"budget {budget} runs have different parameter counts ({', '.join(map(str, params))}); "
+                         "their architectures differ")
+        values = tuple(r.test for r in members)
+        budgets.append(BudgetStats(budget, params[0] if params else 0, tuple(members), values, mean_interval(values)))
+    budgets.sort(key=lambda b: (b.params, nominal_size(b.budget), b.budget))
+    for b in budgets:
+        seeds = [r.seed for r in b.runs]
+        if len(set(seeds)) < len(seeds):
+            notes.append(f"budget {b.budget} has runs with the same seed ({', '.join(r.name for r in b.runs)})")
+
+    baseline_values: dict[str, list[float]] = {}
+    for r in finished:
+        for name, metrics in (r.summary or {}).get("baselines", {}).items():
+            value = metrics.get(metric)
+            if isinstance(value, int | float) and math.isfinite(value):
+                baseline_values.setdefault(name, []).append(float(value))
+    baselines = {name: sum(v) / len(v) for name, v in baseline_values.items()}
+    best_baseline = None
+    if baselines:
+        best_baseline = (max if higher else min)(baselines, key=lambda n: baselines[n])
+
+    comparisons = []
+    for i, b in enumerate(budgets):
+        if best_baseline is not None:
+            diffs = [r.test - r.summary["baselines"][best_baseline][metric] for r in b.runs
+                     if isinstance(r.summary["baselines"].get(best_baseline, {}).get(metric), int | float)]
+            if diffs:
+                diff = mean_interval(diffs)
+                verdict = _verdict(_oriented(diff, higher))
+                comparisons.append(Comparison(b.budget, best_baseline, "baseline", diff, verdict,
+                                              _sentence(b.budget, best_baseline, "baseline", metric, diff, verdict)))
+        if i > 0:
+            smaller = budgets[i - 1]
+            diff = welch_interval(b.values, smaller.values)
+            verdict = _verdict(_oriented(diff, higher))
+            comparisons.append(Comparison(b.budget, smaller.budget, "budget", diff, verdict,
+                                          _sentence(b.budget, smaller.budget, "budget", metric, diff, verdict)))
+    return Report(metric, higher, tasks[0], budgets, baselines, best_baseline, comparisons,
+                  list(finished), left_out, notes)
+
+
+def markdown(report: Report, images: Sequence[str] = ()) -> str:
+    """The report as Markdown: the comparison table, the answers in words, the plots."""
+    m = report.metric
+    lines = [f"# Scaling report ({report.task} task, test {m})", ""]
+    lines += [f"| budget | params | seeds | test {m} (mean) | 95% interval | per seed |",
+              "| --- | ---: | ---: | ---: | --- | --- |"]
+    for b in report.budgets:
+        i = b.interval
+        ci = f"{i.low:.4f} .. {i.high:.4f}" if i.has_interval else "-"
+        lines.append(f"| {b.budget} | {fmt_params(b.params)} | {len(b.runs)} | {i.estimate:.4f} | {ci} | "
+                     + ", ".join(f"{v:.4f}" for v in b.values) + " |")
+    for name, value in sorted(report.baselines.items()):
+        best = " (strongest)" if name == report.best_baseline else ""
+        lines.append(f"| baseline {name}{best} | - | - | {value:.4f} | - | - |")
+    lines += ["", f"{'Higher' if report.higher_is_better else 'Lower'} {m} is better. Method: {report.method}.", ""]
+    lines += [f"- {c.sentence}" for c in report.comparisons]
+    if report.left_out:
+        lines += ["", "Not included (not finished): " + ", ".join(f"{r.name} ({r.status_label})" for r in report.left_out) + "."]
+    if report.notes:
+        lines += ["", *[f"Note: {n}." for n in report.notes]]
+    if images:
+        lines += ["", *[f"![{Path(p).stem}]({Path(p).name})" for p in images]]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: Report, out_dir: Path, plots: bool = True) -> list[Path]:
+    """Write ``report.json``, ``report.md`` and (with matplotlib) the PNG plots into ``out_dir``.
+
+    Args:
+        report: what ``build_report`` returned.
+        out_dir: the folder to write into (created).
+        plots: draw the PNGs; needs matplotlib (``pip install 'fintrain[report]'``).
+
+    Returns:
+        The files written, plots first.
+
+    Raises:
+        ReportError: ``plots`` is set and matplotlib is not installed.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images: list[Path] = []
+    if plots:
+        from fintrain.experiments import plots as plots_lib
+
+        images = plots_lib.draw_all(report, out_dir)
+    document = {**report.to_json(), "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "images": [p.name for p in images]}
+    atomic_write_json(out_dir / "report.json", document)
+    atomic_write_text(out_dir / "report.md", markdown(report, [p.name for p in images]))
+    return [*images, out_dir / "report.json", out_dir / "report.md"]

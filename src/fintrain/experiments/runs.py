@@ -1,0 +1,287 @@
+"""Run folders read back: what each run is, how far it got and how it ended.
+
+A run folder (``runs/<name>/``) is written by ``fintrain train``; this module only reads it.
+Nothing here imports torch, so listing a hundred runs is instant.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fintrain.errors import FintrainError
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+SUMMARY_FILE = "summary.json"
+METRICS_FILE = "metrics.jsonl"
+LAST_CHECKPOINT = Path("checkpoints") / "last.pt"
+
+FINISHED = "finished"
+THERMAL_STOP = "thermal_stop"
+INTERRUPTED = "interrupted"
+RUNNING = "running"
+STATUS_LABELS = {
+    FINISHED: "finished",
+    THERMAL_STOP: "stopped (thermal)",
+    INTERRUPTED: "interrupted",
+    RUNNING: "running",
+}
+
+# A run that recorded no end is "running" while its files keep changing. Train records come
+# every `log_every` steps; a 200m model on a CPU can take minutes per step, so the window is
+# generous rather than tight.
+ACTIVE_WITHIN_S = 15 * 60.0
+
+# Metrics where a higher value is better; every other metric (losses, brier, mse, mae) is lower-better.
+HIGHER_IS_BETTER = frozenset({"auc", "accuracy", "dir_acc"})
+
+
+class RunError(FintrainError):
+    """A run folder that is missing or cannot be read."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run folder as read from disk.
+
+    Attributes:
+        name: the folder's name.
+        path: the folder.
+        status: ``finished``, ``thermal_stop``, ``interrupted`` or ``running``.
+        config: the resolved RunConfig as stored (a plain dict).
+        summary: ``summary.json`` (only for finished runs).
+        ticker, tier, budget, task, seed: from the configuration.
+        primary_metric: ``auc`` for classification tasks, ``mse`` for ``return``.
+        params: trainable parameters (known once the run finished).
+        steps: optimizer steps completed (the summary's, else the last logged step).
+        best_val: the best validation value of the primary metric so far.
+        test: the test value of the primary metric (finished runs only).
+        seconds: training time, pauses excluded.
+        temp_max_c: the hottest smoothed temperature seen, or None without a sensor.
+        resumable: a ``last.pt`` exists to continue from.
+    """
+
+    name: str
+    path: Path
+    status: str
+    config: dict[str, Any]
+    summary: dict[str, Any] | None
+    ticker: str
+    tier: str
+    budget: str
+    task: str
+    seed: int
+    primary_metric: str
+    params: int | None
+    steps: int
+    best_val: float | None
+    test: float | None
+    seconds: float | None
+    temp_max_c: float | None
+    resumable: bool
+    records: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def status_label(self) -> str:
+        """The status as shown to people (``stopped (thermal)``)."""
+        return STATUS_LABELS.get(self.status, self.status)
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """The run's event records (checkpoint, best, thermal_pause, ...), in order."""
+        return [r for r in self.records if r.get("kind") == "event"]
+
+    def to_json(self) -> dict[str, Any]:
+        """The row ``fintrain runs list --json`` prints for this run."""
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "status": self.status,
+            "ticker": self.ticker,
+            "tier": self.tier,
+            "budget": self.budget,
+            "task": self.task,
+            "seed": self.seed,
+            "params": self.params,
+            "steps": self.steps,
+            "primary_metric": self.primary_metric,
+            "best_val": self.best_val,
+            "test": self.test,
+            "seconds": self.seconds,
+            "temp_max_c": self.temp_max_c,
+            "resumable": self.resumable,
+        }
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The records of ``metrics.jsonl``; a torn last line (a run killed mid-write) is skipped."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def _read_json(path: Path, run_dir: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunError(f"{path} cannot be read ({exc}); the run folder {run_dir} is damaged") from exc
+    if not isinstance(document, dict):
+        raise RunError(f"{path} does not hold a JSON object; the run folder {run_dir} is damaged")
+    return document
+
+
+def _latest_write(run_dir: Path) -> float:
+    """The newest modification time among the files a training process keeps writing."""
+    candidates = [run_dir / METRICS_FILE, run_dir / CONFIG_FILE, run_dir / LAST_CHECKPOINT]
+    candidates += list((run_dir / "tb").glob("events.*")) if (run_dir / "tb").is_dir() else []
+    times = [p.stat().st_mtime for p in candidates if p.exists()]
+    return max(times, default=0.0)
+
+
+def run_status(run_dir: Path, records: list[dict[str, Any]], now: float | None = None) -> str:
+    """How a run ended, or that it is still going.
+
+    A summary means finished. Otherwise the last of the thermal_stop, interrupted and resumed
+    events decides: a stop or interrupt that was not followed by a resume is that status. A run
+    with no recorded end is running while its files changed in the last :data:`ACTIVE_WITHIN_S`
+    seconds, and interrupted otherwise (killed or crashed without a word).
+    """
+    run_dir = Path(run_dir)
+    if (run_dir / SUMMARY_FILE).is_file():
+        return FINISHED
+    ends = [r.get("event") for r in records if r.get("kind") == "event"
+            and r.get("event") in ("thermal_stop", "interrupted", "resumed")]
+    if ends and ends[-1] == "thermal_stop":
+        return THERMAL_STOP
+    if ends and ends[-1] == "interrupted":
+        return INTERRUPTED
+    now = time.time() if now is None else now
+    return RUNNING if now - _latest_write(run_dir) <= ACTIVE_WITHIN_S else INTERRUPTED
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _best(values: list[float], metric: str) -> float | None:
+    if not values:
+        return None
+    return max(values) if metric in HIGHER_IS_BETTER else min(values)
+
+
+def read_run(run_dir: Path, now: float | None = None) -> RunRecord:
+    """Read one run folder.
+
+    Args:
+        run_dir: a folder holding ``config.json`` (and what training wrote beside it).
+        now: the current time (seconds since the epoch) for the running/interrupted call.
+
+    Raises:
+        RunError: the folder is missing, is not a run folder, or a file in it is unreadable.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_FILE).is_file():
+        if not run_dir.exists():
+            raise RunError(f"no run folder {run_dir}; `fintrain runs list` shows the runs there are")
+        raise RunError(f"{run_dir} is not a fintrain run folder (no {CONFIG_FILE})")
+    config = _read_json(run_dir / CONFIG_FILE, run_dir)
+    summary = _read_json(run_dir / SUMMARY_FILE, run_dir) if (run_dir / SUMMARY_FILE).is_file() else None
+    records = read_metrics(run_dir)
+    status = run_status(run_dir, records, now)
+    task = str(config.get("target", {}).get("task", "threshold"))
+    metric = "auc" if task in ("threshold", "direction") else "mse"
+    train_records = [r for r in records if r.get("kind") == "train"]
+    epoch_values = [v for r in records if r.get("kind") == "epoch" if (v := _finite(r.get(f"val/{metric}"))) is not None]
+    temps = [t for r in train_records if (t := _finite(r.get("thermal/temp_c"))) is not None]
+    if summary is not None:
+        metric = summary.get("primary_metric", metric)
+        steps = int(summary.get("steps", 0))
+        best_val = _finite(summary.get("best_val", {}).get(metric))
+        test = _finite(summary.get("test", {}).get(metric))
+        seconds = _finite(summary.get("seconds"))
+        temp_max_c = _finite(summary.get("temp_max_c"))
+        params = summary.get("params")
+    else:
+        steps = max((int(r["step"]) for r in records if isinstance(r.get("step"), int)), default=0)
+        # The loop keeps the best epoch by validation loss; report that epoch's primary metric.
+        best_by_loss = min(
+            (r for r in records if r.get("kind") == "epoch" and _finite(r.get("val/loss")) is not None),
+            key=lambda r: r["val/loss"], default=None,
+        )
+        best_val = _finite(best_by_loss.get(f"val/{metric}")) if best_by_loss else _best(epoch_values, metric)
+        test = None
+        seconds = _finite(train_records[-1].get("time_s")) if train_records else None
+        temp_max_c = max(temps) if temps else None
+        params = None
+    return RunRecord(
+        name=run_dir.name,
+        path=run_dir,
+        status=status,
+        config=config,
+        summary=summary,
+        ticker=str(config.get("data", {}).get("ticker", "?")),
+        tier=str(config.get("features", {}).get("tier", "?")),
+        budget=str(config.get("model", {}).get("budget", "?")),
+        task=task,
+        seed=int(config.get("train", {}).get("seed", 0)),
+        primary_metric=metric,
+        params=int(params) if isinstance(params, int) else None,
+        steps=steps,
+        best_val=best_val,
+        test=test,
+        seconds=seconds,
+        temp_max_c=temp_max_c,
+        resumable=(run_dir / LAST_CHECKPOINT).is_file(),
+        records=records,
+    )
+
+
+def list_runs(runs_dir: Path, now: float | None = None) -> list[RunRecord]:
+    """Every run folder directly under ``runs_dir``, sorted by name.
+
+    Folders without ``config.json`` (a report folder, say) are not runs and are left out; a
+    damaged run folder is left out with a warning in the log rather than hiding all the others.
+    """
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    runs = []
+    for child in sorted(runs_dir.iterdir()):
+        if not (child / CONFIG_FILE).is_file():
+            continue
+        try:
+            runs.append(read_run(child, now))
+        except RunError as exc:
+            log.warning("%s", exc)
+    return runs
+
+
+def resolve_run(name_or_path: str | Path, runs_dir: Path) -> Path:
+    """A run given as a folder path, or as a name under ``runs_dir``."""
+    given = Path(name_or_path)
+    if (given / CONFIG_FILE).is_file():
+        return given
+    candidate = Path(runs_dir) / given
+    if (candidate / CONFIG_FILE).is_file():
+        return candidate
+    known = [r.name for r in list_runs(runs_dir)]
+    hint = f"; runs in {runs_dir}: {', '.join(known[:8])}{' ...' if len(known) > 8 else ''}" if known else f"; {runs_dir} holds no runs"
+    raise RunError(f"no run {str(name_or_path)!r} (neither a run folder nor a run in {runs_dir}){hint}")

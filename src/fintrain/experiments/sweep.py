@@ -1,0 +1,304 @@
+"""Sweeps: one configuration trained at several parameter budgets and seeds, one cell at a time.
+
+Each cell is an ordinary run folder ``runs/<name>-<budget>-seed<k>``, so everything that reads
+runs (``fintrain runs``, ``fintrain report``, TensorBoard) reads a sweep too. The sweep keeps no
+state of its own: which cells are done is read from the folders, so running the same sweep
+command again after a thermal stop, a Ctrl-C or a crash skips finished cells and resumes the
+interrupted one from its ``last.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from fintrain.config import RunConfig, validate_config
+from fintrain.errors import ConfigError
+from fintrain.experiments.runs import CONFIG_FILE, LAST_CHECKPOINT, SUMMARY_FILE
+
+log = logging.getLogger(__name__)
+
+# Fields a cell may change on a later sweep command without becoming a different experiment:
+# where and how long it trains (the same list `fintrain train --resume` accepts).
+RESUMABLE_FIELDS = ("thermal.source", "train.device", "train.max_steps", "train.epochs", "train.checkpoint_every")
+
+NEW, RESUME, EXTEND, SKIP = "new", "resume", "extend", "skip"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (budget, seed) point of a sweep and the run folder it trains in."""
+
+    budget: str
+    seed: int
+    name: str
+
+
+@dataclass
+class CellResult:
+    """What a cell did in this sweep command: trained anew, resumed, extended or skipped."""
+
+    cell: Cell
+    action: str
+    run_dir: Path
+    summary: dict[str, Any] | None
+    seconds: float
+
+
+@dataclass
+class SweepProgress:
+    """Where a sweep stands when a cell starts; what the overall progress display shows.
+
+    Attributes:
+        name: the sweep's name.
+        index: the 0-based position of the cell about to run.
+        total: cells in the sweep.
+        cell: the cell about to run.
+        action: new, resume, extend or skip.
+        finished: cells finished before this one (skipped ones included).
+        elapsed_s: seconds since this sweep command started.
+        eta_s: seconds the remaining cells should take, from the cells of the same budget
+            timed in this command; None until every remaining budget has been timed once.
+    """
+
+    name: str
+    index: int
+    total: int
+    cell: Cell
+    action: str
+    finished: int
+    elapsed_s: float
+    eta_s: float | None
+
+
+@dataclass
+class SweepResult:
+    """The cells of a finished sweep, in order."""
+
+    name: str
+    cells: list[CellResult] = field(default_factory=list)
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]*")
+
+
+def parse_budgets(text: str | Sequence[str]) -> list[str]:
+    """``"2m,20m"`` as ``["2m", "20m"]``, each a known budget, in the order given, no repeats."""
+    from fintrain.model import BUDGETS
+
+    parts = [p.strip().lower() for p in (text.split(",") if isinstance(text, str) else text)]
+    budgets = [p for p in parts if p]
+    if not budgets:
+        raise ConfigError("--budgets is empty; give one or more of " + ", ".join(BUDGETS))
+    unknown = [b for b in budgets if b not in BUDGETS]
+    if unknown:
+        raise ConfigError(f"unknown budget {unknown[0]!r} in --budgets; known budgets: {', '.join(BUDGETS)}")
+    repeated = sorted({b for b in budgets if budgets.count(b) > 1})
+    if repeated:
+        raise ConfigError(f"--budgets names {repeated[0]} twice")
+    return budgets
+
+
+def sweep_cells(name: str, budgets: Sequence[str], seeds: int) -> list[Cell]:
+    """The cells of a sweep, budget by budget in the order given, seeds 0..seeds-1 within each.
+
+    Raises:
+        ConfigError: a name that cannot be a folder name, or fewer than one seed.
+    """
+    # Cell names are parsed back as <name>-<budget>-seed<k>; budgets hold no hyphen, so a name
+    # may (demo-v2), and it only has to be a safe folder name.
+    if not _NAME.fullmatch(name.replace("-", "_")):
+        raise ConfigError(f"sweep name {name!r}: use letters, digits, '-', '_' and '.', starting with a letter or digit")
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    return [Cell(b, k, f"{name}-{b}-seed{k}") for b in budgets for k in range(seeds)]
+
+
+def cell_pattern(name: str) -> re.Pattern[str]:
+    """The folder names of a sweep's cells: ``<name>-<budget>-seed<k>``."""
+    return re.compile(rf"{re.escape(name)}-(?P<budget>[^-/]+)-seed(?P<seed>\d+)")
+
+
+def find_cells(name: str, runs_dir: Path) -> list[Path]:
+    """The run folders of a sweep under ``runs_dir`` (any budgets and seeds it has)."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    pattern = cell_pattern(name)
+    return sorted(p for p in runs_dir.iterdir() if pattern.fullmatch(p.name) and (p / CONFIG_FILE).is_file())
+
+
+def cell_config(base: RunConfig, cell: Cell) -> RunConfig:
+    """The base configuration with the cell's budget and seed (validated again)."""
+    data = base.model_dump(mode="json")
+    data["model"] = {**data["model"], "budget": cell.budget}
+    data["train"] = {**data["train"], "seed": cell.seed}
+    return validate_config(data, origin=f"configuration of sweep cell {cell.name}")
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def config_differences(stored: dict[str, Any], wanted: RunConfig) -> list[str]:
+    """Fields where a cell's stored config differs from what the sweep asks, beyond RESUMABLE_FIELDS.
+
+    A configured ``batch_size = "auto"`` matches whatever size the run resolved it to.
+    """
+    old = _flatten(stored)
+    new = _flatten(wanted.model_dump(mode="json"))
+    ignore = set(RESUMABLE_FIELDS)
+    if new.get("train.batch_size") == "auto":
+        ignore.add("train.batch_size")
+    return [f"{k}={old.get(k)!r} in the cell, {new.get(k)!r} now"
+            for k in sorted(set(old) | set(new)) if k not in ignore and old.get(k) != new.get(k)]
+
+
+def plan_action(run_dir: Path, cfg: RunConfig) -> str:
+    """What a cell needs: ``new`` (no folder, or one without a checkpoint), ``resume`` (a
+    ``last.pt`` and no summary), ``extend`` (finished, but asked for more epochs or steps) or
+    ``skip`` (finished as asked).
+
+    Raises:
+        ConfigError: the folder holds a run of another configuration.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_FILE).is_file():
+        return NEW
+    stored = json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+    differences = config_differences(stored, cfg)
+    if differences:
+        raise ConfigError(
+            f"{run_dir} holds a run of another configuration ({'; '.join(differences[:3])}"
+            f"{'; ...' if len(differences) > 3 else ''}); give the sweep another --name, or the same options as before"
+        )
+    if (run_dir / SUMMARY_FILE).is_file():
+        asked = (cfg.train.max_steps, cfg.train.epochs)
+        had = (stored["train"].get("max_steps"), stored["train"].get("epochs"))
+        return SKIP if asked == had else EXTEND
+    if (run_dir / LAST_CHECKPOINT).is_file():
+        return RESUME
+    return NEW
+
+
+def _eta(results: list[CellResult], remaining: Sequence[Cell]) -> float | None:
+    """Seconds the remaining cells should take, from cells of the same budget trained anew."""
+    timed: dict[str, list[float]] = {}
+    for r in results:
+        if r.action == NEW:
+            timed.setdefault(r.cell.budget, []).append(r.seconds)
+    if any(c.budget not in timed for c in remaining):
+        return None
+    return sum(sum(timed[c.budget]) / len(timed[c.budget]) for c in remaining)
+
+
+StartRun = Callable[..., Any]
+
+
+def run_sweep(
+    base: RunConfig,
+    name: str,
+    budgets: Sequence[str],
+    seeds: int,
+    data_dir: Path,
+    runs_dir: Path,
+    *,
+    live: bool = True,
+    console: Console | None = None,
+    notify: Callable[[str], None] = log.info,
+    on_cell: Callable[[SweepProgress], None] | None = None,
+    step_hook: Callable[[Any], None] | None = None,
+    monitor_factory: Any = None,
+) -> SweepResult:
+    """Train every cell of a sweep that is not finished yet, one after another.
+
+    Every cell trains under ``base``'s thermal policy: a thermal critical or a Ctrl-C stops the
+    sweep after the cell saved its checkpoint, and the same call later resumes there.
+
+    Args:
+        base: the configuration every cell shares; each cell sets ``model.budget`` and
+            ``train.seed`` on it.
+        name: the sweep's name; cells are ``runs_dir/<name>-<budget>-seed<k>``.
+        budgets: budget names, in the order to train them (usually smallest first).
+        seeds: how many seeds per budget (0 .. seeds-1).
+        data_dir: the data folder (fetched and built once, by the first cell).
+        runs_dir: where the cell folders go.
+        live: show each cell's live panel (on a terminal).
+        console: where progress goes.
+        notify: receives one-line messages (data fetched, a folder without checkpoint restarted).
+        on_cell: called before each cell with the overall progress.
+        step_hook: passed to each run (a test seam: called after every optimizer step).
+        monitor_factory: opens each cell's thermal monitor (a test seam; the default opens
+            ``thermal.source``).
+
+    Returns:
+        A SweepResult with one CellResult per cell.
+
+    Raises:
+        fintrain.train.loop.TrainingStopped: a cell stopped on heat (exit code 3) or Ctrl-C
+            (130) after saving ``last.pt``; its ``run_dir`` names the cell.
+        ConfigError: an unknown budget, a bad name, or a cell folder of another configuration.
+    """
+    from fintrain.train import run as run_lib
+    from fintrain.train.loop import TrainingStopped
+
+    budgets = parse_budgets(budgets)
+    cells = sweep_cells(name, budgets, seeds)
+    configs = [cell_config(base, c) for c in cells]
+    run_lib.check_names(configs[0])
+    # Check every folder before training anything: a clash found after an hour is an hour lost.
+    actions = [plan_action(Path(runs_dir) / c.name, cfg) for c, cfg in zip(cells, configs)]
+    seams: dict[str, Any] = {"step_hook": step_hook}
+    if monitor_factory is not None:
+        seams["monitor_factory"] = monitor_factory
+    result = SweepResult(name)
+    started = time.monotonic()
+    for index, (cell, cfg) in enumerate(zip(cells, configs)):
+        run_dir = Path(runs_dir) / cell.name
+        action = actions[index]
+        if on_cell is not None:
+            finished = sum(1 for r in result.cells if r.summary is not None)
+            on_cell(SweepProgress(name, index, len(cells), cell, action, finished,
+                                  time.monotonic() - started, _eta(result.cells, cells[index:])))
+        cell_started = time.monotonic()
+        overrides = {f: _get(cfg, f) for f in RESUMABLE_FIELDS}
+        try:
+            if action == SKIP:
+                summary = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
+            elif action == NEW:
+                if run_dir.exists():
+                    # A folder with no checkpoint holds no training worth keeping (the run died
+                    # before its first save); start_run refuses existing folders.
+                    notify(f"{run_dir} has no checkpoint to resume from; starting the cell again")
+                    shutil.rmtree(run_dir)
+                summary = run_lib.start_run(cfg, data_dir, runs_dir, run_name=cell.name, live=live,
+                                            console=console, notify=notify, **seams).summary
+            else:
+                summary = run_lib.resume_run(run_dir, data_dir, overrides, live=live, console=console,
+                                             notify=notify, **seams).summary
+        except TrainingStopped as stop:
+            stop.run_dir = run_dir
+            raise
+        result.cells.append(CellResult(cell, action, run_dir, summary, time.monotonic() - cell_started))
+    return result
+
+
+def _get(cfg: RunConfig, dotted: str) -> Any:
+    section, key = dotted.split(".")
+    return getattr(getattr(cfg, section), key)
