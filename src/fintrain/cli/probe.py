@@ -92,7 +92,7 @@ def probe_batch(
     # Imported here so that other commands start without loading torch.
     from fintrain.probe import ProbeError
     from fintrain.probe import probe_batch as probe_lib
-    from fintrain.probe.search import format_bytes
+    from fintrain.probe.search import format_bytes, format_share
 
     with err_console.status("preparing the data and the model...") as status:
 
@@ -120,7 +120,7 @@ def probe_batch(
         out_console.print(result.reason, highlight=False, soft_wrap=True)
         if result.memory_cap_bytes is not None:
             out_console.print(
-                f"memory cap: {format_bytes(result.memory_cap_bytes)} ({cfg.probe.memory_fraction:.0%} "
+                f"memory cap: {format_bytes(result.memory_cap_bytes)} ({format_share(cfg.probe.memory_fraction)} "
                 f"of {format_bytes(result.memory_budget_bytes)})", highlight=False)
     if run.cache_file is not None:
         err_console.print(f"cached for `fintrain train --batch-size auto`: {run.cache_file}",

@@ -331,8 +331,13 @@ def _failure_text(trial: Trial, cfg: ProbeConfig, cap: int | None) -> str:
         return f"{trial.batch_size} ran out of memory"
     return (
         f"{trial.batch_size} peaked at {format_bytes(trial.peak_memory_bytes)}, above the cap of "
-        f"{format_bytes(cap)} ({cfg.memory_fraction:.0%} of the device's memory)"
+        f"{format_bytes(cap)} ({format_share(cfg.memory_fraction)} of the device's memory)"
     )
+
+
+def format_share(fraction: float) -> str:
+    """``80%``, ``0.6%``: a fraction as a percentage without misleading rounding."""
+    return f"{fraction * 100:.3g}%"
 
 
 def format_bytes(n: int | None) -> str:
