@@ -269,11 +269,16 @@ class ThermalConfig(Section):
 class ProbeConfig(Section):
     """Batch-size probing."""
 
-    min_batch: int = Field(8, ge=1)
-    max_batch: int = Field(4096, ge=1)
-    search: Literal["power", "binsearch"] = "power"
-    steps: int = Field(3, ge=1, le=100)
-    memory_fraction: float = Field(0.8, gt=0, le=1)
+    min_batch: int = Field(8, ge=1, description="First batch size tried.")
+    max_batch: int = Field(4096, ge=1, description="Largest batch size tried.")
+    search: Literal["power", "binsearch"] = Field(
+        "power", description="power: double until a size fails; binsearch: then bisect the gap."
+    )
+    steps: int = Field(3, ge=1, le=100, description="Timed training steps per size (after a warm-up).")
+    memory_fraction: float = Field(
+        0.8, gt=0, le=1, description="A size whose peak memory exceeds this share of the device's "
+        "memory does not fit, even without an out-of-memory error."
+    )
 
     @model_validator(mode="after")
     def _range(self) -> ProbeConfig:
