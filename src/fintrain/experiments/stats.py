@@ -43,24 +43,30 @@ def _betacf(a: float, b: float, x: float) -> float:
     return h
 
 
-def betainc(a: float, b: float, x: float) -> float:
-    """The regularised incomplete beta function I_x(a, b) for 0 <= x <= 1."""
+def betainc(a: float, b: float, x: float, complement: float | None = None) -> float:
+    """The regularised incomplete beta function I_x(a, b) for 0 <= x <= 1.
+
+    ``complement`` is 1 - x when the caller knows it more precisely than ``1 - x`` computes
+    (x close to 1 loses digits to cancellation).
+    """
+    y = 1.0 - x if complement is None else complement
     if x <= 0.0:
         return 0.0
-    if x >= 1.0:
+    if y <= 0.0:
         return 1.0
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(y)
     # The continued fraction converges fast only on one side of the mean; use the symmetry beyond it.
     if x < (a + 1.0) / (a + b + 2.0):
         return math.exp(log_front) * _betacf(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
+    return 1.0 - math.exp(log_front) * _betacf(b, a, y) / b
 
 
 def t_cdf(t: float, df: float) -> float:
     """P(T <= t) for Student's t with ``df`` > 0 degrees of freedom (df need not be whole)."""
     if df <= 0:
         raise ValueError(f"degrees of freedom must be positive, got {df}")
-    tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + t * t))
+    tt = t * t
+    tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + tt), tt / (df + tt))
     return 1.0 - tail if t >= 0 else tail
 
 

@@ -1,0 +1,18 @@
+"""Fixtures of the experiments tests: hand-made run folders."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+_spec = importlib.util.spec_from_file_location("run_folders", Path(__file__).with_name("run_folders.py"))
+run_folders = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(run_folders)
+
+
+@pytest.fixture
+def write_run():
+    """``write_run(runs_dir, name, **facts)`` writes a run folder as ``fintrain train`` would."""
+    return run_folders.write_run
