@@ -36,10 +36,9 @@ log = logging.getLogger(__name__)
 class TrainingStopped(FintrainError):
     """Training ended early on purpose, after saving ``last.pt``."""
 
-    def __init__(self, message: str, exit_code: int, run_dir: Path | None = None):
+    def __init__(self, message: str, exit_code: int):
         super().__init__(message)
         self.exit_code = exit_code
-        self.run_dir = run_dir
 
 
 class WindowSet(Protocol):
@@ -71,7 +70,7 @@ class FitState:
     temp_max_c: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain values (inf becomes a large float so weights_only loading works)."""
+        """Plain values, which ``torch.load(weights_only=True)`` reads back."""
         return asdict(self)
 
     @classmethod
@@ -97,7 +96,11 @@ def total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
 
 
 def lr_factor(step: int, cfg: TrainConfig, total: int) -> float:
-    """Learning-rate multiplier at ``step``: linear warm-up, then cosine decay to a floor."""
+    """Learning-rate multiplier at ``step``: linear warm-up, then cosine decay to a floor.
+
+    The warm-up takes ``cfg.warmup_steps`` but at most a tenth of the run, so a short run
+    (``--max-steps 20``) still spends most of its steps at a useful learning rate.
+    """
     warmup = min(cfg.warmup_steps, max(total // 10, 1)) if cfg.warmup_steps else 0
     if step < warmup:
         return (step + 1) / warmup
