@@ -87,7 +87,7 @@ def root(
     ctx.obj = Workspace(data_dir=data_dir, runs_dir=runs_dir, debug=debug)
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
+        format="%(levelname)s %(name)s: %(message)s" if debug else "%(levelname)s: %(message)s",
     )
 
 

@@ -188,7 +188,7 @@ def open_monitor(cfg: RunConfig, notify: Callable[[str], None]) -> Any:
                 f"no temperature reading from thermal source {cfg.thermal.source!r} and "
                 "thermal.require_sensor is set; pick a source with --thermal-source or unset it"
             )
-        notify(f"warning: no temperature reading ({first.reason}); training without thermal protection")
+        # The monitor itself warns (once) that training goes on without thermal protection.
     return monitor.start()
 
 
