@@ -157,17 +157,20 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def config_differences(stored: dict[str, Any], wanted: RunConfig) -> list[str]:
-    """Fields where a cell's stored config differs from what the sweep asks, beyond RESUMABLE_FIELDS.
+    """Fields where a cell's stored config differs from what the sweep asks, in what it learns.
 
-    A configured ``batch_size = "auto"`` matches whatever size the run resolved it to.
+    Ignored: RESUMABLE_FIELDS, the thermal policy and batch probing (they decide when and where
+    a cell trains, not what it learns), and how often it logs. A configured
+    ``batch_size = "auto"`` matches whatever size the run resolved it to.
     """
     old = _flatten(stored)
     new = _flatten(wanted.model_dump(mode="json"))
-    ignore = set(RESUMABLE_FIELDS)
+    ignore = {*RESUMABLE_FIELDS, "train.log_every"}
     if new.get("train.batch_size") == "auto":
         ignore.add("train.batch_size")
     return [f"{k}={old.get(k)!r} in the cell, {new.get(k)!r} now"
-            for k in sorted(set(old) | set(new)) if k not in ignore and old.get(k) != new.get(k)]
+            for k in sorted(set(old) | set(new))
+            if k not in ignore and not k.startswith(("thermal.", "probe.")) and old.get(k) != new.get(k)]
 
 
 def plan_action(run_dir: Path, cfg: RunConfig) -> str:

@@ -1,0 +1,84 @@
+"""``fintrain runs list|show`` on hand-made run folders."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+_spec = importlib.util.spec_from_file_location(
+    "run_folders", Path(__file__).resolve().parents[1] / "experiments" / "run_folders.py")
+run_folders = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(run_folders)
+write_run = run_folders.write_run
+
+
+@pytest.fixture
+def runs(cli):
+    write_run(cli.runs_dir, "a-finished", budget="20m", params=18_912_769, test=0.5731, temps=[61.0, 74.4, 70.0, 69.0])
+    write_run(cli.runs_dir, "b-hot", status="thermal_stop", steps=30, temps=[80.0, 93.0, 97.2])
+    write_run(cli.runs_dir, "c-ctrl-c", status="interrupted", steps=20)
+    (cli.runs_dir / "reports").mkdir()
+    return cli.runs_dir
+
+
+def test_list_table(cli, runs):
+    result = cli("runs", "list")
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip().startswith(("a-", "b-", "c-"))}
+    assert set(lines) == {"a-finished", "b-hot", "c-ctrl-c"}
+    assert "finished" in lines["a-finished"] and "18,912,769" in lines["a-finished"] and "0.5731" in lines["a-finished"]
+    assert "2m00s" in lines["a-finished"] and "74" in lines["a-finished"]
+    assert "stopped (thermal)" in lines["b-hot"] and "97" in lines["b-hot"]
+    assert "interrupted" in lines["c-ctrl-c"]
+    assert "reports" not in result.stdout.split("runs in")[1].split("\n", 1)[1]
+
+
+def test_list_json_is_one_object_per_run(cli, runs):
+    result = cli("runs", "list", "--json")
+    assert result.exit_code == 0
+    rows = json.loads(result.stdout)
+    assert [(r["name"], r["status"]) for r in rows] == [
+        ("a-finished", "finished"), ("b-hot", "thermal_stop"), ("c-ctrl-c", "interrupted")]
+    assert rows[0]["params"] == 18_912_769 and rows[0]["test"] == 0.5731 and rows[0]["temp_max_c"] == 74.4
+    assert rows[1]["test"] is None and rows[1]["steps"] == 30 and rows[1]["resumable"]
+
+
+def test_list_runs_dir_option_and_empty_folder(cli, runs, tmp_path):
+    assert "no runs in" in cli("runs", "list", "--runs-dir", str(tmp_path / "empty")).stdout
+    assert json.loads(cli("--runs-dir", str(tmp_path / "empty"), "runs", "list", "--json").stdout) == []
+    assert len(json.loads(cli("runs", "list", "--runs-dir", str(runs), "--json").stdout)) == 3
+
+
+def test_show_finished_run(cli, runs):
+    result = cli("runs", "show", "a-finished")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "a-finished  finished" in out and "budget 20m" in out
+    assert 'ticker="MSFT"' in out and 'budget="20m"' in out  # the configuration
+    assert "PatchTST 20m" in out and "logistic" in out and "0.5731" in out  # metrics beside baselines
+    assert "checkpoint" in out and "saved last.pt at step 20" in out  # events
+
+
+def test_show_stopped_run_says_how_to_continue(cli, runs):
+    result = cli("runs", "show", str(runs / "b-hot"))
+    assert result.exit_code == 0
+    assert "no test metrics yet (stopped (thermal)" in result.stdout
+    assert f"fintrain train --resume {runs / 'b-hot'}" in result.stdout.replace("\n", "")
+    assert "thermal_stop" in result.stdout and "stopped: thermal critical 97 C" in result.stdout
+
+
+def test_show_json(cli, runs):
+    document = json.loads(cli("runs", "show", "c-ctrl-c", "--json").stdout)
+    assert document["status"] == "interrupted" and document["summary"] is None
+    assert document["config"]["data"]["ticker"] == "MSFT"
+    assert [e["event"] for e in document["events"]][-1] == "interrupted"
+
+
+def test_show_unknown_run_is_one_clear_line(cli, runs):
+    result = cli("runs", "show", "zzz")
+    assert result.exit_code == 1
+    assert "no run 'zzz'" in result.stderr and "a-finished" in result.stderr
+    assert "Traceback" not in result.output

@@ -1,0 +1,72 @@
+"""``fintrain sweep`` through the real command: a thermal stop exits 3, the same command resumes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+TINY = """
+[data]
+ticker = "MSFT"
+source = "sample"
+start = 2008-01-01
+
+[model]
+d_model = 16
+n_heads = 2
+n_layers = 1
+d_ff = 32
+
+[split]
+context_len = 32
+
+[train]
+epochs = 1
+batch_size = 64
+warmup_steps = 2
+device = "cpu"
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+def test_unknown_budget_exits_2_before_any_work(cli, tiny):
+    result = cli("sweep", "--name", "s", "--config", str(tiny), "--budgets", "2m,9m")
+    assert result.exit_code == 2
+    assert "unknown budget '9m' in --budgets" in result.stderr
+    assert not cli.data_dir.exists() and not cli.runs_dir.exists()
+
+
+def test_thermal_stop_exits_3_and_the_same_sweep_resumes(cli, tiny):
+    trace = cli.root / "hot.csv"
+    trace.write_text("t_s,temp_c,pressure\n" + "".join(f"{t},99,\n" for t in range(0, 60)))
+    args = ["sweep", "--name", "s", "--config", str(tiny), "--budgets", "2m,20m", "--max-steps", "3"]
+    hot = cli(*args, "--thermal-source", f"replay:{trace}?speed=50", env={"FINTRAIN_THERMAL__INTERVAL_S": "0.02"})
+    assert hot.exit_code == 3, hot.output
+    assert "sweep s 1/2: s-2m-seed0 (new)" in hot.stderr
+    assert "stopped:" in hot.stderr and "thermal critical" in hot.stderr
+    assert "run the same `fintrain sweep --name s ...` command again" in hot.stderr
+    first = cli.runs_dir / "s-2m-seed0"
+    assert (first / "checkpoints" / "last.pt").is_file() and not (first / "summary.json").exists()
+    assert not (cli.runs_dir / "s-20m-seed0").exists()  # the sweep ended with the stopped cell
+
+    # Cooler now: the thermal source may change between calls, the experiment may not.
+    done = cli(*args, "--thermal-source", "none", "--json")
+    assert done.exit_code == 0, done.output
+    cells = json.loads(done.stdout)["cells"]
+    assert [(c["name"], c["action"]) for c in cells] == [("s-2m-seed0", "resume"), ("s-20m-seed0", "new")]
+    assert all(c["summary"]["steps"] == 3 and c["summary"]["status"] == "finished" for c in cells)
+    assert "s-2m-seed0 (resuming)" in done.stderr
+
+    again = cli(*args, "--thermal-source", "none")
+    assert again.exit_code == 0
+    assert "skipped" in again.stdout and "fintrain report --sweep s" in again.stdout
+
+    clash = cli(*args, "--thermal-source", "none", "--lr", "0.1")
+    assert clash.exit_code == 2 and "train.lr=0.0003 in the cell, 0.1 now" in clash.stderr

@@ -1,0 +1,132 @@
+"""Sweeps: cells, budgets, and a real tiny sweep interrupted by Ctrl-C and resumed."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+
+from fintrain.config import load_config
+from fintrain.errors import ConfigError
+from fintrain.experiments import sweep as sweep_lib
+from fintrain.experiments.runs import list_runs
+
+# A few thousand parameters and four steps a cell: the sweep machinery is under test, not the model.
+TINY = """
+[data]
+ticker = "MSFT"
+source = "sample"
+start = 2008-01-01
+
+[model]
+d_model = 16
+n_heads = 2
+n_layers = 1
+d_ff = 32
+
+[split]
+context_len = 32
+
+[train]
+epochs = 1
+max_steps = 4
+batch_size = 64
+lr = 1e-3
+log_every = 2
+warmup_steps = 2
+device = "cpu"
+
+[thermal]
+source = "none"
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return load_config(path, environ={})
+
+
+def test_parse_budgets():
+    assert sweep_lib.parse_budgets("2m, 20M") == ["2m", "20m"]
+    with pytest.raises(ConfigError, match="unknown budget '7m' in --budgets; known budgets: 2m, 20m, 200m"):
+        sweep_lib.parse_budgets("2m,7m")
+    with pytest.raises(ConfigError, match="twice"):
+        sweep_lib.parse_budgets("2m,2m")
+    with pytest.raises(ConfigError, match="empty"):
+        sweep_lib.parse_budgets(" , ")
+
+
+def test_cells_and_names():
+    cells = sweep_lib.sweep_cells("demo-v2", ["2m", "20m"], 2)
+    assert [c.name for c in cells] == ["demo-v2-2m-seed0", "demo-v2-2m-seed1", "demo-v2-20m-seed0", "demo-v2-20m-seed1"]
+    assert sweep_lib.cell_pattern("demo-v2").fullmatch("demo-v2-20m-seed1")["budget"] == "20m"
+    # Another sweep whose name starts the same is not this sweep's cell.
+    assert sweep_lib.cell_pattern("demo").fullmatch("demo-v2-20m-seed1") is None
+    with pytest.raises(ConfigError, match="sweep name"):
+        sweep_lib.sweep_cells("../x", ["2m"], 1)
+    with pytest.raises(ConfigError, match="at least 1"):
+        sweep_lib.sweep_cells("x", ["2m"], 0)
+
+
+def test_cell_config_sets_budget_and_seed_only(tiny):
+    cfg = sweep_lib.cell_config(tiny, sweep_lib.Cell("20m", 3, "x-20m-seed3"))
+    assert cfg.model.budget == "20m" and cfg.train.seed == 3
+    assert cfg.model.d_model == 16 and cfg.data.ticker == "MSFT"
+
+
+def test_a_cell_of_another_configuration_is_refused_before_any_training(tmp_path, tiny, write_run):
+    write_run(tmp_path / "runs", "x-2m-seed0", ticker="SPY")
+    with pytest.raises(ConfigError, match=r"x-2m-seed0 holds a run of another configuration \(.*data.ticker='SPY' in the cell, 'MSFT' now"):
+        sweep_lib.run_sweep(tiny, "x", ["2m"], 1, tmp_path / "data", tmp_path / "runs", live=False)
+    assert not (tmp_path / "data").exists()  # nothing fetched, nothing trained
+
+
+def _stored(run_dir):
+    return {p: (run_dir / p).read_bytes() for p in ("summary.json", "metrics.jsonl", "checkpoints/last.pt")}
+
+
+def test_interrupted_sweep_resumes_without_redoing_finished_cells(tmp_path, tiny):
+    from fintrain.train.loop import TrainingStopped
+
+    data, runs = tmp_path / "data", tmp_path / "runs"
+    steps = [0]
+
+    def ctrl_c_in_third_cell(state):
+        steps[0] += 1
+        if steps[0] == 10:  # cells train 4 steps each: step 2 of the third cell
+            signal.raise_signal(signal.SIGINT)
+
+    seen = []
+    with pytest.raises(TrainingStopped) as stop:
+        sweep_lib.run_sweep(tiny, "s", ["2m", "20m"], 2, data, runs, live=False,
+                            step_hook=ctrl_c_in_third_cell, on_cell=seen.append)
+    assert stop.value.exit_code == 130 and stop.value.run_dir == runs / "s-20m-seed0"
+    assert [(p.index, p.cell.name, p.action, p.finished) for p in seen] == [
+        (0, "s-2m-seed0", "new", 0), (1, "s-2m-seed1", "new", 1), (2, "s-20m-seed0", "new", 2)]
+    assert seen[2].eta_s is None  # no 20m cell timed yet
+    states = {r.name: r.status for r in list_runs(runs)}
+    assert states == {"s-2m-seed0": "finished", "s-2m-seed1": "finished", "s-20m-seed0": "interrupted"}
+    finished_before = {name: _stored(runs / name) for name in ("s-2m-seed0", "s-2m-seed1")}
+
+    seen.clear()
+    result = sweep_lib.run_sweep(tiny, "s", ["2m", "20m"], 2, data, runs, live=False, on_cell=seen.append)
+    assert [(c.cell.name, c.action) for c in result.cells] == [
+        ("s-2m-seed0", "skip"), ("s-2m-seed1", "skip"), ("s-20m-seed0", "resume"), ("s-20m-seed1", "new")]
+    for name, files in finished_before.items():
+        assert _stored(runs / name) == files  # not retrained, not rewritten
+    events = [json.loads(x).get("event") for x in (runs / "s-20m-seed0" / "metrics.jsonl").read_text().splitlines()]
+    assert events.index("interrupted") < events.index("resumed")
+    records = {r.name: r for r in list_runs(runs)}
+    assert {r.status for r in records.values()} == {"finished"}
+    assert {(r.budget, r.seed) for r in records.values()} == {("2m", 0), ("2m", 1), ("20m", 0), ("20m", 1)}
+    assert all(r.steps == 4 for r in records.values())
+
+    # A third call has nothing left to do; asking for more steps extends every cell instead.
+    again = sweep_lib.run_sweep(tiny, "s", ["2m"], 1, data, runs, live=False)
+    assert [c.action for c in again.cells] == ["skip"]
+    assert sweep_lib.plan_action(runs / "s-2m-seed0", sweep_lib.cell_config(
+        load_config(None, {**tiny.model_dump(mode="json"), "train": {**tiny.model_dump(mode="json")["train"], "max_steps": 6}}, environ={}),
+        sweep_lib.Cell("2m", 0, "s-2m-seed0"))) == "extend"
