@@ -46,7 +46,7 @@ def test_report_sweep_table_words_and_plots(cli, sweep):
     assert png_size(folder / "loss_curves.png") == (1200, 450)
     assert png_size(folder / "temperature.png") == (1200, 700)  # 6 runs: two rows of three
     document = json.loads((folder / "report.json").read_text())
-    assert [b["runs"] for b in document["budgets"]][0] == ["demo-2m-seed0", "demo-2m-seed1", "demo-2m-seed2"]
+    assert document["budgets"][0]["runs"] == ["demo-2m-seed0", "demo-2m-seed1", "demo-2m-seed2"]
 
 
 def test_report_runs_by_name_to_out_as_json(cli, sweep, tmp_path):

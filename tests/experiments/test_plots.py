@@ -11,7 +11,7 @@ from fintrain.experiments.runs import list_runs
 
 pytest.importorskip("matplotlib")
 
-from fintrain.experiments.plots import png_size  # noqa: E402  (needs matplotlib only to draw)
+from fintrain.experiments.plots import png_size
 
 
 def _sweep(root, write_run, budgets=(("2m", 1_985_025), ("20m", 18_912_769)), seeds=2, **facts):

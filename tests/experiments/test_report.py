@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from fintrain.experiments.report import ReportError, build_report, markdown, write_report
+from fintrain.experiments.report import (
+    ReportError,
+    build_report,
+    markdown,
+    write_report,
+)
 from fintrain.experiments.runs import list_runs
 
 LOGISTIC_BEST = {

@@ -8,7 +8,13 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from fintrain.cli.common import err_console, out_console, print_json, run_config, workspace
+from fintrain.cli.common import (
+    err_console,
+    out_console,
+    print_json,
+    run_config,
+    workspace,
+)
 from fintrain.cli.train import _batch_size, _notify
 from fintrain.experiments import sweep as sweep_lib
 
@@ -16,7 +22,7 @@ from fintrain.experiments import sweep as sweep_lib
 def _clock(seconds: float | None) -> str:
     if seconds is None:
         return "?"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 

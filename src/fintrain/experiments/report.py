@@ -24,7 +24,12 @@ from typing import Any
 
 from fintrain.errors import FintrainError
 from fintrain.experiments.runs import FINISHED, HIGHER_IS_BETTER, RunRecord
-from fintrain.experiments.stats import CONFIDENCE, Interval, mean_interval, welch_interval
+from fintrain.experiments.stats import (
+    CONFIDENCE,
+    Interval,
+    mean_interval,
+    welch_interval,
+)
 from fintrain.storage import atomic_write_json, atomic_write_text
 
 METHOD = (
