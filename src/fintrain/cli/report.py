@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from fintrain.cli.common import err_console, out_console, print_json, workspace
@@ -70,7 +71,8 @@ def report(
     if json_:
         print_json({**result.to_json(), "files": [str(p) for p in written]})
         return
-    out_console.print(_table(result))
+    # Piped output is not bound to a terminal's width: keep each budget's row on one line.
+    (out_console if out_console.is_terminal else Console(width=120)).print(_table(result))
     for c in result.comparisons:
         out_console.print(f"• {c.sentence}", highlight=False, soft_wrap=True)
     out_console.print(f"method: {result.method}.", style="dim", highlight=False, soft_wrap=True)
