@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -130,3 +133,30 @@ def test_interrupted_sweep_resumes_without_redoing_finished_cells(tmp_path, tiny
     assert sweep_lib.plan_action(runs / "s-2m-seed0", sweep_lib.cell_config(
         load_config(None, {**tiny.model_dump(mode="json"), "train": {**tiny.model_dump(mode="json")["train"], "max_steps": 6}}, environ={}),
         sweep_lib.Cell("2m", 0, "s-2m-seed0"))) == "extend"
+
+
+def test_a_cell_that_died_before_its_first_checkpoint(tmp_path, tiny, monkeypatch):
+    """Started over when its files are old; refused while they are fresh (someone may be training it)."""
+    runs = tmp_path / "runs"
+    cell = runs / "x-2m-seed0"
+    cell.mkdir(parents=True)
+    cfg = sweep_lib.cell_config(tiny, sweep_lib.Cell("2m", 0, "x-2m-seed0"))
+    (cell / "config.json").write_text(json.dumps(cfg.model_dump(mode="json")))
+    assert sweep_lib.plan_action(cell, cfg) == "new"
+    with pytest.raises(ConfigError, match="another process may be training it"):
+        sweep_lib.run_sweep(tiny, "x", ["2m"], 1, tmp_path / "data", runs, live=False)
+    assert cell.is_dir()
+
+    started = []
+
+    def fake_start_run(cfg, data_dir, runs_dir, *, run_name, **_):
+        started.append(run_name)
+        return SimpleNamespace(summary={"steps": 1})
+
+    monkeypatch.setattr("fintrain.train.run.start_run", fake_start_run)
+    two_hours_ago = time.time() - 2 * 3600
+    os.utime(cell / "config.json", (two_hours_ago, two_hours_ago))
+    notes = []
+    result = sweep_lib.run_sweep(tiny, "x", ["2m"], 1, tmp_path / "data", runs, live=False, notify=notes.append)
+    assert started == ["x-2m-seed0"] and not cell.exists() and result.cells[0].action == "new"
+    assert "has no checkpoint to resume from; starting the cell again" in notes[0]

@@ -23,7 +23,15 @@ from rich.console import Console
 
 from fintrain.config import RunConfig, validate_config
 from fintrain.errors import ConfigError
-from fintrain.experiments.runs import CONFIG_FILE, LAST_CHECKPOINT, SUMMARY_FILE
+from fintrain.experiments.runs import (
+    ACTIVE_WITHIN_S,
+    CONFIG_FILE,
+    LAST_CHECKPOINT,
+    RUNNING,
+    SUMMARY_FILE,
+    read_metrics,
+    run_status,
+)
 
 log = logging.getLogger(__name__)
 
@@ -286,10 +294,7 @@ def run_sweep(
                 summary = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
             elif action == NEW:
                 if run_dir.exists():
-                    # A folder with no checkpoint holds no training worth keeping (the run died
-                    # before its first save); start_run refuses existing folders.
-                    notify(f"{run_dir} has no checkpoint to resume from; starting the cell again")
-                    shutil.rmtree(run_dir)
+                    _clear_dead_cell(run_dir, notify)
                 summary = run_lib.start_run(cfg, data_dir, runs_dir, run_name=cell.name, live=live,
                                             console=console, notify=notify, **seams).summary
             else:
@@ -300,6 +305,22 @@ def run_sweep(
             raise
         result.cells.append(CellResult(cell, action, run_dir, summary, time.monotonic() - cell_started))
     return result
+
+
+def _clear_dead_cell(run_dir: Path, notify: Callable[[str], None]) -> None:
+    """Remove a cell folder whose run died before its first checkpoint, so it can start over.
+
+    Such a folder holds no training worth keeping, and start_run refuses existing folders. One
+    whose files are still changing may belong to a process training it right now: refused.
+    """
+    if run_status(run_dir, read_metrics(run_dir)) == RUNNING:
+        raise ConfigError(
+            f"{run_dir} has no checkpoint yet and its files changed in the last "
+            f"{ACTIVE_WITHIN_S / 60:.0f} minutes: another process may be training it; wait for it, "
+            "or remove the folder if nothing is"
+        )
+    notify(f"{run_dir} has no checkpoint to resume from; starting the cell again")
+    shutil.rmtree(run_dir)
 
 
 def _get(cfg: RunConfig, dotted: str) -> Any:
