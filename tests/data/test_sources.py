@@ -82,3 +82,21 @@ def test_sample_source_filters_dates():
     assert raw.frame["date"].min() >= dt.date(2010, 1, 1)
     assert raw.frame["date"].max() <= dt.date(2010, 12, 31)
     assert 240 < raw.frame.height < 260
+
+
+def test_http_client_connection_errors_count_as_network(monkeypatch, sleeps):
+    class ClientConnectionError(OSError):
+        """Shaped like curl_cffi's: its own ConnectionError, not the builtin one."""
+
+    ClientConnectionError.__name__ = "ConnectionError"
+
+    class DNSError(ClientConnectionError):
+        pass
+
+    def offline(ticker, start, end):
+        raise DNSError("curl: (6) Could not resolve host: query2.finance.yahoo.com")
+
+    monkeypatch.setattr(sources, "yahoo_history", offline)
+    with pytest.raises(SourceError, match="could not reach Yahoo for SPY"):
+        sources.fetch_yahoo("SPY", retries=2, backoff_s=0.5)
+    assert sleeps == [0.5, 1.0]

@@ -47,6 +47,9 @@ def yahoo_history(ticker: str, start: dt.date | None, end: dt.date | None) -> An
         kwargs["start"] = (start or dt.date(1900, 1, 1)).isoformat()
         # yfinance's end is exclusive; fintrain's is inclusive.
         kwargs["end"] = ((end or dt.date.today()) + dt.timedelta(days=1)).isoformat()
+    # yfinance logs its own warnings and errors for every failed request; fintrain reports the
+    # outcome once, in its own words.
+    logging.getLogger("yfinance").setLevel(logging.CRITICAL)
     return yf.Ticker(ticker).history(**kwargs)
 
 
@@ -58,8 +61,9 @@ def _is_rate_limit(exc: BaseException) -> bool:
 def _is_network(exc: BaseException) -> bool:
     if isinstance(exc, (ConnectionError, TimeoutError)):
         return True
-    name = type(exc).__name__.lower()
-    return any(word in name for word in ("connection", "timeout", "curlerror", "requestexception"))
+    # yfinance's HTTP clients (curl_cffi, requests) have their own ConnectionError classes.
+    names = " ".join(cls.__name__.lower() for cls in type(exc).__mro__)
+    return any(word in names for word in ("connection", "timeout", "curlerror", "requestexception", "dnserror"))
 
 
 def pandas_to_polars(history: Any) -> pl.DataFrame:
