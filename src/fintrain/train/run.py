@@ -122,10 +122,8 @@ def model_config_for(cfg: RunConfig, n_features: int) -> ModelConfig:
 def build_model(model_cfg: ModelConfig, seed: int, device: torch.device) -> torch.nn.Module:
     """A freshly initialised PatchTST on ``device`` (seeded, float32)."""
     manual_seed_all(seed)
-    model = PatchTST(model_cfg).to(device=device, dtype=torch.float32)
-    if model_cfg.compile:
-        model.compile()  # in place: state_dict keys stay the same for checkpoints
-    return model
+    # PatchTST compiles itself (in place, so checkpoint keys stay the same) when asked to.
+    return PatchTST(model_cfg).to(device=device, dtype=torch.float32)
 
 
 def resolve_batch_size(cfg: RunConfig, device: torch.device, model_cfg: ModelConfig, n_train: int) -> tuple[int, str]:
