@@ -72,7 +72,7 @@ def report(
         print_json({**result.to_json(), "files": [str(p) for p in written]})
         return
     # Piped output is not bound to a terminal's width: keep each budget's row on one line.
-    (out_console if out_console.is_terminal else Console(width=120)).print(_table(result))
+    (out_console if out_console.is_terminal else Console(width=140)).print(_table(result))
     for c in result.comparisons:
         out_console.print(f"• {c.sentence}", highlight=False, soft_wrap=True)
     out_console.print(f"method: {result.method}.", style="dim", highlight=False, soft_wrap=True)
