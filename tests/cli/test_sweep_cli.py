@@ -45,7 +45,7 @@ def test_unknown_budget_exits_2_before_any_work(cli, tiny):
 
 def test_thermal_stop_exits_3_and_the_same_sweep_resumes(cli, tiny):
     trace = cli.root / "hot.csv"
-    trace.write_text("t_s,temp_c,pressure\n" + "".join(f"{t},99,\n" for t in range(0, 60)))
+    trace.write_text("t_s,temp_c,pressure\n" + "".join(f"{t},99,\n" for t in range(60)))
     args = ["sweep", "--name", "s", "--config", str(tiny), "--budgets", "2m,20m", "--max-steps", "3"]
     hot = cli(*args, "--thermal-source", f"replay:{trace}?speed=50", env={"FINTRAIN_THERMAL__INTERVAL_S": "0.02"})
     assert hot.exit_code == 3, hot.output

@@ -20,7 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-RunsDir = Annotated[Optional[Path], typer.Option("--runs-dir", help="Folder of run outputs [default: the global --runs-dir].")]
+RunsDir = Annotated[Optional[Path], typer.Option("--runs-dir", help="Folder of run outputs (default: the global --runs-dir).")]
 
 
 def _duration(seconds: float | None) -> str:
