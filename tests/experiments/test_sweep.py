@@ -144,8 +144,8 @@ def test_a_cell_that_died_before_its_first_checkpoint(tmp_path, tiny, monkeypatc
     (cell / "config.json").write_text(json.dumps(cfg.model_dump(mode="json")))
     assert sweep_lib.plan_action(cell, cfg) == "new"
     with pytest.raises(ConfigError, match="another process may be training it"):
-        sweep_lib.run_sweep(tiny, "x", ["2m"], 1, tmp_path / "data", runs, live=False)
-    assert cell.is_dir()
+        sweep_lib.run_sweep(tiny, "x", ["20m", "2m"], 1, tmp_path / "data", runs, live=False)
+    assert cell.is_dir() and not (tmp_path / "data").exists()  # refused before the first cell trained
 
     started = []
 

@@ -219,9 +219,6 @@ def _eta(results: list[CellResult], remaining: Sequence[Cell]) -> float | None:
     return sum(sum(timed[c.budget]) / len(timed[c.budget]) for c in remaining)
 
 
-StartRun = Callable[..., Any]
-
-
 def run_sweep(
     base: RunConfig,
     name: str,
@@ -275,6 +272,9 @@ def run_sweep(
     run_lib.check_names(configs[0])
     # Check every folder before training anything: a clash found after an hour is an hour lost.
     actions = [plan_action(Path(runs_dir) / c.name, cfg) for c, cfg in zip(cells, configs)]
+    for cell, action in zip(cells, actions):
+        if action == NEW and (Path(runs_dir) / cell.name).exists():
+            _refuse_if_live(Path(runs_dir) / cell.name)
     seams: dict[str, Any] = {"step_hook": step_hook}
     if monitor_factory is not None:
         seams["monitor_factory"] = monitor_factory
@@ -307,18 +307,23 @@ def run_sweep(
     return result
 
 
-def _clear_dead_cell(run_dir: Path, notify: Callable[[str], None]) -> None:
-    """Remove a cell folder whose run died before its first checkpoint, so it can start over.
-
-    Such a folder holds no training worth keeping, and start_run refuses existing folders. One
-    whose files are still changing may belong to a process training it right now: refused.
-    """
+def _refuse_if_live(run_dir: Path) -> None:
+    """Refuse a checkpoint-less cell folder whose files are still changing: another process may
+    be training it right now."""
     if run_status(run_dir, read_metrics(run_dir)) == RUNNING:
         raise ConfigError(
             f"{run_dir} has no checkpoint yet and its files changed in the last "
             f"{ACTIVE_WITHIN_S / 60:.0f} minutes: another process may be training it; wait for it, "
             "or remove the folder if nothing is"
         )
+
+
+def _clear_dead_cell(run_dir: Path, notify: Callable[[str], None]) -> None:
+    """Remove a cell folder whose run died before its first checkpoint, so it can start over.
+
+    Such a folder holds no training worth keeping, and start_run refuses existing folders.
+    """
+    _refuse_if_live(run_dir)
     notify(f"{run_dir} has no checkpoint to resume from; starting the cell again")
     shutil.rmtree(run_dir)
 
