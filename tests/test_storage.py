@@ -62,3 +62,13 @@ def test_two_processes_appending_lose_nothing(tmp_path):
     entries = Manifest(tmp_path / "manifest.json", root=tmp_path).read()
     assert len(entries) == 80
     assert {e["path"] for e in entries} == {f"{n}-{i}" for n in "ab" for i in range(40)}
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    target = tmp_path / "x.json"
+    atomic_write_json(target, {"a": 1})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
