@@ -30,7 +30,7 @@ from fintrain.config import TrainConfig, load_config
 from fintrain.data import fetch, import_file
 from fintrain.thermal import ThermalMonitor, open_sensor
 from fintrain.tracking import RunInfo, make_sinks
-from fintrain.train.loop import Checkpointer, fit, loss_function, lr_factor, make_optimizer, total_steps
+from fintrain.train.loop import Checkpointer, fit, loss_function, lr_factor, make_optimizer
 from fintrain.train.run import build_model, model_config_for
 from fintrain.train.prepare import prepare_data
 
@@ -53,8 +53,12 @@ def setup_data(data_dir: Path) -> tuple[str, str]:
 def bare_loop(model, train, cfg, task, batch_size, steps) -> float:
     """Samples/s of the same steps with nothing around them."""
     optimizer = make_optimizer(model, cfg)
-    order = train.batch_indices(batch_size, shuffle=True, seed=cfg.seed, epoch=0)
-    total = total_steps(cfg, len(order))
+    order: list[torch.Tensor] = []
+    epoch = 0
+    while len(order) < steps:  # the same batches fit() takes, epoch after epoch
+        order += train.batch_indices(batch_size, shuffle=True, seed=cfg.seed, epoch=epoch)
+        epoch += 1
+    total = steps  # fit() runs with max_steps=steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg, total))
     loss_fn = loss_function(task)
     model.train()
@@ -69,7 +73,7 @@ def bare_loop(model, train, cfg, task, batch_size, steps) -> float:
         optimizer.step()
         scheduler.step()
         samples += len(y)
-    float(loss)  # one host sync at the end, as the loop's last logging step does
+    float(loss.detach())  # one host sync at the end, as the loop's last logging step does
     return samples / (time.perf_counter() - start)
 
 
@@ -134,7 +138,7 @@ def main() -> None:
     results = {}
     for label, overrides, steps in (("tiny", TINY, args.tiny_steps), ("2m", {}, args.big_steps)):
         cfg = load_config(overrides={"data": {"ticker": ticker, "source": source}, "model": overrides,
-                                     "train": {"device": "cpu", "epochs": 1, "log_every": 20}}, environ={})
+                                     "train": {"device": "cpu", "epochs": 100, "log_every": 20}}, environ={})
         prepared = prepare_data(data_dir, cfg, "cpu")
         model_cfg = model_config_for(cfg, prepared.n_features)
         build_model(model_cfg, 0, torch.device("cpu"))  # warm caches and threads once
