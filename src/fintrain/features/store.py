@@ -26,6 +26,8 @@ PROCESSED_FOLDER = "processed"
 MANIFEST_NAME = "manifest.json"
 # A build must leave at least one input window of this many rows (SplitConfig's default).
 DEFAULT_MIN_ROWS = 60
+# Tickers built together in one lazy pass (see ensure_features_many).
+BUILD_CHUNK_TICKERS = 50
 
 
 def dataset_name(ticker: str, tier: str) -> str:
@@ -134,8 +136,10 @@ def ensure_features_many(
     """
     data_dir = Path(data_dir)
     get_tier(tier)
-    manifest = processed_manifest(data_dir)
     current_hash = tier_hash(tier)
+    # Each manifest is read once, not once per ticker.
+    latest = {e.get("dataset"): e for e in processed_manifest(data_dir).read()}
+    raw_entries = {e.get("path"): e for e in raw_manifest(data_dir).read()}
     builds: dict[str, FeatureBuild | None] = {}
     stale: dict[str, tuple[str, str]] = {}  # ticker -> (raw md5, reason)
     for ticker in (t.strip().upper() for t in tickers):
@@ -144,28 +148,34 @@ def ensure_features_many(
         if not source.is_file():
             read_raw(data_dir, ticker)  # raises the store's DataError with its advice
         raw_md5 = md5_file(source)
-        entry = manifest.latest("dataset", dataset_name(ticker, tier))
+        entry = latest.get(dataset_name(ticker, tier))
         reason = "forced" if force else _stale_reason(entry, path, raw_md5, current_hash)
         if reason is None and entry is not None:
             builds[ticker] = FeatureBuild(read_parquet(path), path, entry, rebuilt=False, reason="up to date")
         else:
             builds[ticker] = None
             stale[ticker] = (raw_md5, reason or "new")
-    if stale:
-        for ticker, frame in _build_stale(data_dir, list(stale), tier, min_rows).items():
+    pending = list(stale)
+    # Chunks of tickers keep memory bounded as the universe grows: each chunk is one lazy pass,
+    # written out and released before the next.
+    for start in range(0, len(pending), BUILD_CHUNK_TICKERS):
+        chunk = pending[start : start + BUILD_CHUNK_TICKERS]
+        for ticker, frame in _build_stale(data_dir, chunk, tier, min_rows, raw_entries).items():
             raw_md5, reason = stale[ticker]
             builds[ticker] = _store(data_dir, ticker, tier, frame, raw_md5, reason)
     return {t: b for t, b in builds.items() if b is not None}
 
 
-def _build_stale(data_dir: Path, tickers: list[str], tier: str, min_rows: int) -> dict[str, pl.DataFrame]:
-    """Check the raw files against their manifest and build their features in one pass."""
+def _build_stale(
+    data_dir: Path, tickers: list[str], tier: str, min_rows: int, raw_entries: dict[str, dict[str, Any]]
+) -> dict[str, pl.DataFrame]:
+    """Check the raw files against their manifest entries and build their features in one pass."""
     warmup = tier_warmup(tier)
     needed = warmup + min_rows
     scans = []
     for ticker in tickers:
         source = raw_path(data_dir, ticker)
-        entry = raw_manifest(data_dir).latest("path", source.relative_to(data_dir).as_posix())
+        entry = raw_entries.get(source.relative_to(data_dir).as_posix())
         actual = md5_file(source)
         if entry is None or entry.get("md5") != actual:
             raise DataError(
