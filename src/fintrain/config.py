@@ -22,6 +22,9 @@ from fintrain.errors import ConfigError
 ENV_PREFIX = "FINTRAIN_"
 # Environment variables of the workspace and the CLI, not configuration fields.
 RESERVED_ENV = {"DATA_DIR", "RUNS_DIR", "DEBUG", "CACHE_DIR"}
+# What a resumed run (`fintrain train --resume`, a sweep's later call) may change: where and how
+# long it trains, never what it learns from.
+RESUMABLE_FIELDS = ("thermal.source", "train.device", "train.max_steps", "train.epochs", "train.checkpoint_every")
 
 
 class Section(BaseModel):

@@ -21,7 +21,7 @@ from typing import Any
 
 from rich.console import Console
 
-from fintrain.config import RunConfig, validate_config
+from fintrain.config import RESUMABLE_FIELDS, RunConfig, validate_config
 from fintrain.errors import ConfigError
 from fintrain.experiments.runs import (
     ACTIVE_WITHIN_S,
@@ -35,9 +35,6 @@ from fintrain.experiments.runs import (
 
 log = logging.getLogger(__name__)
 
-# Fields a cell may change on a later sweep command without becoming a different experiment:
-# where and how long it trains (the same list `fintrain train --resume` accepts).
-RESUMABLE_FIELDS = ("thermal.source", "train.device", "train.max_steps", "train.epochs", "train.checkpoint_every")
 
 NEW, RESUME, EXTEND, SKIP = "new", "resume", "extend", "skip"
 

@@ -168,22 +168,27 @@ def predict(model: nn.Module, data: WindowSet, batch_size: int, task: str, preci
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: WindowSet, batch_size: int, task: str, loss_fn: Callable, precision: str = "fp32") -> dict[str, float]:
-    """Loss and task metrics of a split."""
+    """Loss and task metrics of a split, from one pass over it."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     total = torch.zeros((), device=device)
-    n = 0
-    for idx in data.batch_indices(batch_size, shuffle=False, seed=0, epoch=0):
-        x, y = data.gather(idx)
-        with _autocast(device, precision):
-            out = model(x).reshape(-1)
-        total += loss_fn(out, y) * len(y)
-        n += len(y)
+    outs, ys = [], []
+    with torch.no_grad():
+        for idx in data.batch_indices(batch_size, shuffle=False, seed=0, epoch=0):
+            x, y = data.gather(idx)
+            with _autocast(device, precision):
+                out = model(x).reshape(-1).float()
+            total += loss_fn(out, y) * len(y)
+            outs.append(torch.sigmoid(out) if is_classification(task) else out)
+            ys.append(y)
     model.train(was_training)
-    output, labels = predict(model, data, batch_size, task, precision)
+    n = sum(len(y) for y in ys)
     metrics = {"loss": float(total) / max(n, 1)}
-    metrics.update(task_metrics(task, labels, output))
+    if outs:
+        output = torch.cat(outs).cpu().double().numpy()
+        labels = torch.cat(ys).cpu().double().numpy()
+        metrics.update(task_metrics(task, labels, output))
     return metrics
 
 

@@ -20,7 +20,7 @@ import torch
 from rich.console import Console
 
 from fintrain import __version__
-from fintrain.config import ModelConfig, RunConfig, validate_config
+from fintrain.config import RESUMABLE_FIELDS, ModelConfig, RunConfig, validate_config
 from fintrain.errors import CheckpointError, ConfigError, ThermalError
 from fintrain.model import PatchTST, budget_config, count_parameters
 from fintrain.storage import atomic_write_json, utc_now
@@ -41,8 +41,6 @@ from fintrain.train.prepare import Prepared, prepare_data
 
 log = logging.getLogger(__name__)
 
-# What `--resume` may change: where and how long it runs, never what it learns from.
-RESUME_OVERRIDABLE = ("thermal.source", "train.device", "train.max_steps", "train.epochs", "train.checkpoint_every")
 
 
 @dataclass
@@ -384,8 +382,8 @@ def load_run_config(run_dir: Path, overrides: dict[str, Any]) -> RunConfig:
         raise ConfigError(f"{run_dir} is not a fintrain run folder (no config.json)")
     data = json.loads(path.read_text(encoding="utf-8"))
     for dotted, value in overrides.items():
-        if dotted not in RESUME_OVERRIDABLE:
-            raise ConfigError(f"{dotted} cannot change on --resume; allowed: {', '.join(RESUME_OVERRIDABLE)}")
+        if dotted not in RESUMABLE_FIELDS:
+            raise ConfigError(f"{dotted} cannot change on --resume; allowed: {', '.join(RESUMABLE_FIELDS)}")
         if value is not None:
             data = _with(data, dotted, value)
     return validate_config(data, origin=f"run configuration {path}")
