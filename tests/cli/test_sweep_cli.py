@@ -47,7 +47,9 @@ def test_thermal_stop_exits_3_and_the_same_sweep_resumes(cli, tiny):
     trace = cli.root / "hot.csv"
     trace.write_text("t_s,temp_c,pressure\n" + "".join(f"{t},99,\n" for t in range(60)))
     args = ["sweep", "--name", "s", "--config", str(tiny), "--budgets", "2m,20m", "--max-steps", "3"]
-    hot = cli(*args, "--thermal-source", f"replay:{trace}?speed=50", env={"FINTRAIN_THERMAL__INTERVAL_S": "0.02"})
+    # No critical dwell: the stop comes from the first reading, however fast the steps run.
+    hot = cli(*args, "--thermal-source", f"replay:{trace}?speed=50",
+              env={"FINTRAIN_THERMAL__INTERVAL_S": "0.02", "FINTRAIN_THERMAL__CRITICAL_DWELL_S": "0"})
     assert hot.exit_code == 3, hot.output
     assert "sweep s 1/2: s-2m-seed0 (new)" in hot.stderr
     assert "stopped:" in hot.stderr and "thermal critical" in hot.stderr

@@ -326,7 +326,8 @@ def test_thermal_stop_through_the_cli_exits_3(cli, tiny_config):
     trace = cli.root / "hot.csv"
     trace.write_text("t_s,temp_c,pressure\n" + "".join(f"{t},99,\n" for t in range(0, 60, 1)))
     result = cli("train", "--config", str(tiny_config), "--run-name", "c", "--thermal-source",
-                 f"replay:{trace}?speed=50", env={"FINTRAIN_THERMAL__INTERVAL_S": "0.02"})
+                 f"replay:{trace}?speed=50",
+                 env={"FINTRAIN_THERMAL__INTERVAL_S": "0.02", "FINTRAIN_THERMAL__CRITICAL_DWELL_S": "0"})
     assert result.exit_code == 3, result.output
     assert "thermal critical" in result.stderr and "resume with: fintrain train --resume" in result.stderr
 
