@@ -99,7 +99,7 @@ def test_a_resumed_run_starts_at_its_step_without_a_bogus_eta(info, rec):
     assert "25/30" in text and "ETA --" in text
 
 
-def test_log_only_stores_and_rendering_happens_on_richs_thread(info, rec):
+def test_log_only_stores_and_rendering_happens_on_the_panels_thread(info, rec):
     console = Console(record=True, width=100, force_terminal=True)
     panel = LivePanel(info, console=console, refresh_per_second=50)
     threads: list[str] = []
@@ -115,13 +115,39 @@ def test_log_only_stores_and_rendering_happens_on_richs_thread(info, rec):
         panel.log(rec.status(), step)
     assert threads == []
     caller = threading.current_thread().name
-    with panel:  # start() draws once on the caller's thread, then Rich's thread takes over
+    with panel:  # start() draws once on the caller's thread, then the panel's thread takes over
         drawn_at_start = len(threads)
         for step in range(21, 31):
             panel.log(rec.train(step, 0.6, epoch=2), step)
             panel.log(rec.status(), step)
         threading.Event().wait(0.3)
         while_logging = threads[drawn_at_start:]
-    assert while_logging, "Rich's refresh thread redraws the panel"
+    assert while_logging, "the panel's thread redraws the panel"
     assert caller not in while_logging
     assert "30/30" in console.export_text()
+
+
+def test_an_unchanged_panel_is_not_redrawn(info, rec):
+    console = Console(record=True, width=100, force_terminal=True)
+    panel = LivePanel(info, console=console, refresh_per_second=50)
+    renders: list[int] = []
+    render = panel.render
+
+    def counting_render():
+        renders.append(1)
+        return render()
+
+    panel.render = counting_render  # type: ignore[method-assign]
+    with panel:
+        at_start = len(renders)
+        threading.Event().wait(0.3)  # 15 redraw slots, nothing logged
+        assert len(renders) == at_start, "no redraw without a new record"
+        panel.log(rec.train(5, 0.7), 5)
+        for _ in range(100):  # the change is drawn within a few slots
+            if len(renders) > at_start:
+                break
+            threading.Event().wait(0.02)
+        assert len(renders) == at_start + 1
+        threading.Event().wait(0.2)
+        assert len(renders) == at_start + 1, "one redraw for one change"
+    assert "5/30" in console.export_text()

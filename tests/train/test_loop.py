@@ -1,10 +1,22 @@
-"""The loop's pure helpers: learning-rate schedule, loss choice, positive-class weight."""
+"""The loop's pure helpers (learning-rate schedule, loss choice, positive-class weight) and fit()'s records."""
 
+import polars as pl
 import pytest
 import torch
+from torch import nn
 
 from fintrain.config import TrainConfig
-from fintrain.train.loop import FitState, loss_function, lr_factor, resolve_pos_weight, total_steps
+from fintrain.dataset import WindowSet
+from fintrain.thermal import ThermalStatus
+from fintrain.train.loop import (
+    Checkpointer,
+    FitState,
+    fit,
+    loss_function,
+    lr_factor,
+    resolve_pos_weight,
+    total_steps,
+)
 
 
 def test_warmup_then_cosine_to_the_floor():
@@ -42,3 +54,68 @@ def test_losses_and_positive_weight():
 def test_fit_state_round_trip():
     state = FitState(step=5, best_val=0.5, done=True, stop_reason="epochs=1")
     assert FitState.from_dict({**state.to_dict(), "unknown": 1}) == state
+
+
+class RecordingSink:
+    def __init__(self):
+        self.records: list[dict] = []
+
+    def log(self, record, step):
+        self.records.append({**record, "at": step})
+
+    def close(self):
+        pass
+
+
+class NewSampleEvery:
+    """A monitor whose status is a new object every ``every`` steps (one per sensor sample)."""
+
+    def __init__(self, every: int):
+        self.every = every
+        self.samples = 0
+        self._status = ThermalStatus(temp_c=60.0, band="normal", samples=0)
+
+    def status(self):
+        return self._status
+
+    def on_step(self, state):
+        if state.step % self.every == 0:
+            self.samples += 1
+            self._status = ThermalStatus(temp_c=60.0 + self.samples, band="normal", samples=self.samples)
+
+
+def tiny_split(n: int, seed: int) -> WindowSet:
+    generator = torch.Generator().manual_seed(seed)
+    features = torch.randn(n + 7, 3, generator=generator)
+    labels = (torch.rand(n + 7, generator=generator) > 0.5).float()
+    return WindowSet(features, labels, torch.arange(7, n + 7), context_len=8, dates=pl.Series(range(n)))
+
+
+class LastRow(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(3, 1)
+
+    def forward(self, x):  # (B, L, C) -> (B, 1)
+        return self.linear(x[:, -1])
+
+
+def test_fit_shows_each_new_thermal_sample_at_once_and_logs_the_mean_loss(tmp_path):
+    torch.manual_seed(0)
+    monitor = NewSampleEvery(every=3)
+    sink = RecordingSink()
+    cfg = TrainConfig(epochs=2, log_every=5, warmup_steps=0, checkpoint_every=1000)
+    result = fit(LastRow(), tiny_split(64, 1), tiny_split(32, 2), cfg, "direction", sink,
+                 Checkpointer(tmp_path, {}), batch_size=8, monitor=monitor, step_hook=monitor.on_step)
+    assert result.state.step == 16
+    status_temps = [r["thermal/temp_c"] for r in sink.records if r["kind"] == "status"]
+    # Each sample is shown at the step after it arrived, between log steps too (5, 8, 10, 15, 16).
+    assert sorted(set(status_temps)) == [60.0 + k for k in range(6)]
+    shown_at = {r["thermal/temp_c"]: r["at"] for r in reversed(sink.records) if r["kind"] == "status"}
+    assert shown_at[61.0] == 3 and shown_at[62.0] == 6 and shown_at[64.0] == 12
+    # The epoch's training loss is the mean over its samples of the logged windows' means.
+    train = [r for r in sink.records if r["kind"] == "train"]
+    epochs = [r for r in sink.records if r["kind"] == "epoch"]
+    first = [r for r in train if r["epoch"] == 0]
+    assert [r["step"] for r in first] == [5, 8]
+    assert epochs[0]["train/loss"] == pytest.approx((first[0]["train/loss"] * 40 + first[1]["train/loss"] * 24) / 64)

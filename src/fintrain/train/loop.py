@@ -363,6 +363,10 @@ def fit(
 
     last_status = None
 
+    def log_running_status() -> None:
+        sink.log({"kind": "status", "state": "running", "paused_s": 0.0,
+                  **_thermal_record(last_status), "memory_bytes": memory_in_use(device)}, state.step)
+
     def poll() -> tuple[int, Any]:
         """This step's decision (agreed by all ranks) and rank 0's thermal status."""
         status = monitor.status() if monitor is not None and dist.is_main else None
@@ -417,8 +421,9 @@ def fit(
                     raise TrainingStopped(
                         f"thermal critical at step {state.step} ({reason}); last.pt saved, "
                         "resume with --resume when the machine has cooled", exit_code=3)
-                if status is not None:
+                if status is not None and status is not last_status:
                     last_status = status
+                    log_running_status()  # a new sample: the panel shows it now, not at the next log step
                 global_batch = len(order[b])
                 x, y = train.gather(dist.shard(order[b]))
                 with _autocast(device, cfg.precision):
@@ -434,11 +439,8 @@ def fit(
                 state.batch_in_epoch = b + 1
                 state.samples_seen += global_batch
                 samples_since_log += global_batch
-                detached = loss.detach()
-                log_sum += detached * len(y)
-                epoch_sum += detached * len(y)
+                log_sum.add_(loss.detach(), alpha=len(y))  # one op; folded into the epoch's at logging
                 log_n += len(y)
-                epoch_n[0] += len(y)
                 if step_hook is not None:
                     step_hook(state)
                 reached_max = bool(cfg.max_steps and state.step >= cfg.max_steps)
@@ -454,9 +456,9 @@ def fit(
                               "throughput": throughput,
                               "thermal/temp_c": last_status.temp_c if last_status else None,
                               "thermal/paused": 0, "time_s": state.train_seconds}, state.step)
-                    sink.log({"kind": "status", "state": "running", "paused_s": 0.0,
-                              **_thermal_record(last_status), "memory_bytes": memory_in_use(device)},
-                             state.step)
+                    log_running_status()
+                    epoch_sum.add_(log_sum)
+                    epoch_n[0] += log_n
                     log_sum.zero_()
                     log_n = 0
                     samples_since_log = 0
