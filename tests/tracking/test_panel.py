@@ -99,6 +99,15 @@ def test_a_resumed_run_starts_at_its_step_without_a_bogus_eta(info, rec):
     assert "25/30" in text and "ETA --" in text
 
 
+def test_eta_comes_from_status_records_before_the_first_log_step(info, rec):
+    panel = LivePanel(info)
+    panel.log(rec.status(time_s=0.0), 0)
+    assert "ETA --" in text_of(panel)
+    panel.log(rec.status(time_s=4.0), 2)  # 2 steps in 4 s; 28 to go
+    text = text_of(panel)
+    assert "2/30" in text and "ETA 56s" in text
+
+
 def test_log_only_stores_and_rendering_happens_on_the_panels_thread(info, rec):
     console = Console(record=True, width=100, force_terminal=True)
     panel = LivePanel(info, console=console, refresh_per_second=50)

@@ -113,6 +113,8 @@ def test_fit_shows_each_new_thermal_sample_at_once_and_logs_the_mean_loss(tmp_pa
     assert sorted(set(status_temps)) == [60.0 + k for k in range(6)]
     shown_at = {r["thermal/temp_c"]: r["at"] for r in reversed(sink.records) if r["kind"] == "status"}
     assert shown_at[61.0] == 3 and shown_at[62.0] == 6 and shown_at[64.0] == 12
+    times = [r["time_s"] for r in sink.records if r["kind"] == "status"]  # the panel's ETA
+    assert times == sorted(times) and times[-1] == pytest.approx(result.state.train_seconds, abs=0.01)
     # The epoch's training loss is the mean over its samples of the logged windows' means.
     train = [r for r in sink.records if r["kind"] == "train"]
     epochs = [r for r in sink.records if r["kind"] == "epoch"]

@@ -105,7 +105,9 @@ class LivePanel:
         self._final: dict[str, Any] | None = None
         self._losses: deque[float] = deque(maxlen=history)
         self._events: deque[tuple[int, str, str]] = deque(maxlen=max_events)
-        self._first_train: tuple[int, float] | None = None
+        # (step, training seconds) of the first and latest records that carry them: the ETA.
+        self._first_progress: tuple[int, float] | None = None
+        self._progress: tuple[int, float] | None = None
         self._step = info.start_step
         self._live: Live | None = None
         self._changed = threading.Event()  # set by log(), cleared by the redraw thread
@@ -119,6 +121,10 @@ class LivePanel:
         kind = record.get("kind")
         with self._lock:
             self._step = max(self._step, step)
+            if kind in ("train", "status") and record.get("time_s") is not None:
+                self._progress = (step, float(record["time_s"]))
+                if self._first_progress is None:
+                    self._first_progress = self._progress
             if kind == "status":
                 self._status = dict(record)
             elif kind == "train":
@@ -126,8 +132,6 @@ class LivePanel:
                 loss = record.get("train/loss")
                 if loss is not None:
                     self._losses.append(float(loss))
-                if self._first_train is None:
-                    self._first_train = (step, float(record.get("time_s") or 0.0))
             elif kind == "epoch":
                 self._epoch = dict(record)
             elif kind == "event":
@@ -191,7 +195,8 @@ class LivePanel:
                 "final": dict(self._final) if self._final is not None else None,
                 "losses": list(self._losses),
                 "events": list(self._events),
-                "first_train": self._first_train,
+                "first_progress": self._first_progress,
+                "progress": self._progress,
                 "step": self._step,
             }
 
@@ -288,12 +293,15 @@ class LivePanel:
         return Panel(Group(grid), title=title, title_align="left", border_style="blue", expand=False)
 
     def _eta(self, snap: Mapping[str, Any], total: int) -> float | None:
-        """Seconds to the last step at the rate seen since the first training record."""
-        train = snap["train"]
-        if not train or snap["first_train"] is None:
+        """Seconds to the last step at the training rate seen since the first timed record.
+
+        Train records and running status records (about one a second) carry the training
+        seconds so far, so a big model has an ETA after its first steps, not its first log step.
+        """
+        if snap["progress"] is None:
             return None
-        step, time_s = int(train.get("step", snap["step"])), float(train.get("time_s") or 0.0)
-        first_step, first_time = snap["first_train"]
+        step, time_s = snap["progress"]
+        first_step, first_time = snap["first_progress"]
         if step > first_step and time_s > first_time:
             rate = (step - first_step) / (time_s - first_time)
         elif time_s > 0 and self.info.start_step == 0:

@@ -364,7 +364,8 @@ def fit(
     last_status = None
 
     def log_running_status() -> None:
-        sink.log({"kind": "status", "state": "running", "paused_s": 0.0,
+        time_s = state.train_seconds + (clock() - t_log)  # training time so far, for the panel's ETA
+        sink.log({"kind": "status", "state": "running", "paused_s": 0.0, "time_s": time_s,
                   **_thermal_record(last_status), "memory_bytes": memory_in_use(device)}, state.step)
 
     def poll() -> tuple[int, Any]:
@@ -456,13 +457,13 @@ def fit(
                               "throughput": throughput,
                               "thermal/temp_c": last_status.temp_c if last_status else None,
                               "thermal/paused": 0, "time_s": state.train_seconds}, state.step)
-                    log_running_status()
                     epoch_sum.add_(log_sum)
                     epoch_n[0] += log_n
                     log_sum.zero_()
                     log_n = 0
                     samples_since_log = 0
                     t_log = clock()
+                    log_running_status()
                 if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0 and not (last_of_epoch or reached_max):
                     save_last(f"every {cfg.checkpoint_every} steps")
                 if reached_max:
