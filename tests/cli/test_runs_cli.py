@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ _spec = importlib.util.spec_from_file_location(
 run_folders = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(run_folders)
 write_run = run_folders.write_run
+write_marker = run_folders.write_marker
 
 
 @pytest.fixture
@@ -68,6 +71,23 @@ def test_show_stopped_run_says_how_to_continue(cli, runs):
     assert "no test metrics yet (stopped (thermal)" in result.stdout
     assert f"fintrain train --resume {runs / 'b-hot'}" in result.stdout.replace("\n", "")
     assert "thermal_stop" in result.stdout and "stopped: thermal critical 97 C" in result.stdout
+
+
+def test_running_only_while_the_marker_s_process_lives(cli):
+    """A live running.json (this test's own pid) is running; a kill -9's leftover (a reaped pid)
+    or fresh files without a marker are interrupted."""
+    write_marker(write_run(cli.runs_dir, "live", status="killed", steps=20), os.getpid())
+    write_marker(write_run(cli.runs_dir, "killed-9", status="killed", steps=20, mtime=time.time()), run_folders.dead_pid())
+    write_run(cli.runs_dir, "no-marker", status="killed", steps=20, mtime=time.time())
+    rows = json.loads(cli("runs", "list", "--json").stdout)
+    assert [(r["name"], r["status"]) for r in rows] == [
+        ("killed-9", "interrupted"), ("live", "running"), ("no-marker", "interrupted")]
+    table = cli("runs", "list").stdout
+    assert [line.split()[1] for line in table.splitlines() if line.strip().startswith(("live", "killed", "no-"))] == [
+        "interrupted", "running", "interrupted"]
+    live = cli("runs", "show", "live").stdout
+    assert "no test metrics yet (running" in live and "--resume" not in live  # no resume hint while it trains
+    assert "fintrain train --resume" in cli("runs", "show", "killed-9").stdout.replace("\n", "")
 
 
 def test_show_json(cli, runs):

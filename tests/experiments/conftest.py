@@ -16,3 +16,15 @@ _spec.loader.exec_module(run_folders)
 def write_run():
     """``write_run(runs_dir, name, **facts)`` writes a run folder as ``fintrain train`` would."""
     return run_folders.write_run
+
+
+@pytest.fixture
+def write_marker():
+    """``write_marker(run_dir, pid, hostname=None, started_at=None)`` writes a ``running.json``."""
+    return run_folders.write_marker
+
+
+@pytest.fixture
+def dead_pid():
+    """The pid of a process that has exited and been reaped."""
+    return run_folders.dead_pid()

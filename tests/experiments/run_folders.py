@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from fintrain.config import RunConfig
+from fintrain.experiments.marker import MARKER_FILE, RunMarker
+from fintrain.storage import utc_now
 
 OLD = 1_000_000_000.0  # 2001: a time long past, for files of runs that are not running
 
@@ -94,3 +99,18 @@ def write_run(
     for path in run.rglob("*"):
         os.utime(path, (mtime, mtime))
     return run
+
+
+def write_marker(run_dir: Path, pid: int, hostname: str | None = None, started_at: str | None = None) -> RunMarker:
+    """A ``running.json`` naming ``pid`` (on this host, started now, unless told otherwise)."""
+    marker = RunMarker(pid, hostname or socket.gethostname(), started_at or utc_now(), ["fintrain", "train"])
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    (Path(run_dir) / MARKER_FILE).write_text(json.dumps(marker.to_json()))
+    return marker
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited and been reaped."""
+    proc = subprocess.Popen([sys.executable, "-c", ""])
+    proc.wait()
+    return proc.pid

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import pytest
 
+from fintrain.experiments.marker import FOREIGN_LIVE_S
 from fintrain.experiments.runs import (
-    ACTIVE_WITHIN_S,
     FINISHED,
     INTERRUPTED,
     RUNNING,
@@ -21,32 +23,40 @@ from fintrain.experiments.runs import (
 NOW = 2_000_000_000.0
 
 
-def test_each_way_a_run_can_end_is_told_apart(tmp_path, write_run):
+def test_each_way_a_run_can_end_is_told_apart(tmp_path, write_run, write_marker, dead_pid):
     write_run(tmp_path, "done", status="finished", test=0.57, temps=[60.0, 71.5, 68.0, 66.0])
     write_run(tmp_path, "hot", status="thermal_stop", steps=30)
     write_run(tmp_path, "ctrl-c", status="interrupted", steps=20)
-    write_run(tmp_path, "killed-long-ago", status="killed", steps=20)
-    write_run(tmp_path, "killed-just-now", status="killed", steps=20, mtime=NOW - 60)
-    write_run(tmp_path, "resumed", status="resumed", steps=20, mtime=NOW - 5)
+    write_run(tmp_path, "killed", status="killed", steps=20, mtime=time.time())
+    write_marker(write_run(tmp_path, "killed-9", status="killed", steps=20, mtime=time.time()), dead_pid)
+    write_marker(write_run(tmp_path, "training", status="killed", steps=20), os.getpid())
+    write_marker(write_run(tmp_path, "resumed", status="resumed", steps=20), os.getpid())
+    write_run(tmp_path, "resumed-then-killed", status="resumed", steps=20)
+    write_marker(write_run(tmp_path, "extending", status="finished"), os.getpid())
     (tmp_path / "reports").mkdir()  # not a run folder: left out
 
-    runs = {r.name: r for r in list_runs(tmp_path, now=NOW)}
+    runs = {r.name: r for r in list_runs(tmp_path)}
     assert list(runs) == sorted(runs) and "reports" not in runs
     assert runs["done"].status == FINISHED
     assert runs["hot"].status == THERMAL_STOP and runs["hot"].status_label == "stopped (thermal)"
     assert runs["ctrl-c"].status == INTERRUPTED
-    # No recorded end: files untouched for long means the process is gone, recent means running.
-    assert runs["killed-long-ago"].status == INTERRUPTED
-    assert runs["killed-just-now"].status == RUNNING
-    # An interrupt followed by a resume is running again, not interrupted.
+    # No recorded end and no live process: interrupted, however fresh its files are, and
+    # whether or not a kill -9 left its marker behind.
+    assert runs["killed"].status == INTERRUPTED and runs["killed-9"].status == INTERRUPTED
+    assert runs["resumed-then-killed"].status == INTERRUPTED
+    # A live marker is running, whatever the files say: old files, a resume after an
+    # interrupt, a finished run given more steps.
+    assert runs["training"].status == RUNNING
     assert runs["resumed"].status == RUNNING
+    assert runs["extending"].status == RUNNING
     assert all(r.resumable for r in runs.values())
 
 
-def test_running_window_edge(tmp_path, write_run):
-    write_run(tmp_path, "r", status="killed", mtime=NOW - ACTIVE_WITHIN_S + 1)
-    assert read_run(tmp_path / "r", now=NOW).status == RUNNING
-    assert read_run(tmp_path / "r", now=NOW + 2).status == INTERRUPTED
+def test_a_marker_from_another_host_is_running_until_the_bound(tmp_path, write_run, write_marker):
+    marker = write_marker(write_run(tmp_path, "r", status="killed"), 1, hostname="some-other-host.example",
+                          started_at="2033-05-18T03:33:20+00:00")
+    assert read_run(tmp_path / "r", now=marker.started_s() + 3600).status == RUNNING
+    assert read_run(tmp_path / "r", now=marker.started_s() + FOREIGN_LIVE_S + 1).status == INTERRUPTED
 
 
 def test_finished_run_reports_its_summary(tmp_path, write_run):

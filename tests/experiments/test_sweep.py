@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from fintrain.config import load_config
 from fintrain.errors import ConfigError
 from fintrain.experiments import sweep as sweep_lib
+from fintrain.experiments.marker import RunBusyError
 from fintrain.experiments.runs import list_runs
 
 # A few thousand parameters and four steps a cell: the sweep machinery is under test, not the model.
@@ -135,17 +135,19 @@ def test_interrupted_sweep_resumes_without_redoing_finished_cells(tmp_path, tiny
         sweep_lib.Cell("2m", 0, "s-2m-seed0"))) == "extend"
 
 
-def test_a_cell_that_died_before_its_first_checkpoint(tmp_path, tiny, monkeypatch):
-    """Started over when its files are old; refused while they are fresh (someone may be training it)."""
+def test_a_cell_that_died_before_its_first_checkpoint(tmp_path, tiny, monkeypatch, write_marker, dead_pid):
+    """Refused while its running.json names a live process; started over once that process is gone."""
     runs = tmp_path / "runs"
     cell = runs / "x-2m-seed0"
     cell.mkdir(parents=True)
     cfg = sweep_lib.cell_config(tiny, sweep_lib.Cell("2m", 0, "x-2m-seed0"))
     (cell / "config.json").write_text(json.dumps(cfg.model_dump(mode="json")))
     assert sweep_lib.plan_action(cell, cfg) == "new"
-    with pytest.raises(ConfigError, match="another process may be training it"):
+    write_marker(cell, os.getpid())
+    with pytest.raises(RunBusyError, match=f"is being trained by pid {os.getpid()} on host"):
         sweep_lib.run_sweep(tiny, "x", ["20m", "2m"], 1, tmp_path / "data", runs, live=False)
     assert cell.is_dir() and not (tmp_path / "data").exists()  # refused before the first cell trained
+    write_marker(cell, dead_pid)
 
     started = []
 
@@ -154,8 +156,6 @@ def test_a_cell_that_died_before_its_first_checkpoint(tmp_path, tiny, monkeypatc
         return SimpleNamespace(summary={"steps": 1})
 
     monkeypatch.setattr("fintrain.train.run.start_run", fake_start_run)
-    two_hours_ago = time.time() - 2 * 3600
-    os.utime(cell / "config.json", (two_hours_ago, two_hours_ago))
     notes = []
     result = sweep_lib.run_sweep(tiny, "x", ["2m"], 1, tmp_path / "data", runs, live=False, notify=notes.append)
     assert started == ["x-2m-seed0"] and not cell.exists() and result.cells[0].action == "new"

@@ -1,6 +1,7 @@
 """Run folders read back: what each run is, how far it got and how it ended.
 
-A run folder (``runs/<name>/``) is written by ``fintrain train``; this module only reads it.
+A run folder (``runs/<name>/``) is written by ``fintrain train``; this module only reads it
+(``running.json``, the marker of a training process, is :mod:`fintrain.experiments.marker`'s).
 Nothing here imports torch, so listing a hundred runs is instant.
 """
 
@@ -9,12 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fintrain.errors import FintrainError
+from fintrain.experiments.marker import live_marker
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +34,6 @@ STATUS_LABELS = {
     INTERRUPTED: "interrupted",
     RUNNING: "running",
 }
-
-# A run that recorded no end is "running" while its files keep changing. Train records come
-# every `log_every` steps; a 200m model on a CPU can take minutes per step, so the window is
-# generous rather than tight.
-ACTIVE_WITHIN_S = 15 * 60.0
 
 # Metrics where a higher value is better; every other metric (losses, brier, mse, mae) is lower-better.
 HIGHER_IS_BETTER = frozenset({"auc", "accuracy", "dir_acc"})
@@ -146,33 +142,31 @@ def _read_json(path: Path, run_dir: Path) -> dict[str, Any]:
     return document
 
 
-def _latest_write(run_dir: Path) -> float:
-    """The newest modification time among the files a training process keeps writing."""
-    candidates = [run_dir / METRICS_FILE, run_dir / CONFIG_FILE, run_dir / LAST_CHECKPOINT]
-    candidates += list((run_dir / "tb").glob("events.*")) if (run_dir / "tb").is_dir() else []
-    times = [p.stat().st_mtime for p in candidates if p.exists()]
-    return max(times, default=0.0)
-
-
 def run_status(run_dir: Path, records: list[dict[str, Any]], now: float | None = None) -> str:
     """How a run ended, or that it is still going.
 
-    A summary means finished. Otherwise the last of the thermal_stop, interrupted and resumed
-    events decides: a stop or interrupt that was not followed by a resume is that status. A run
-    with no recorded end is running while its files changed in the last :data:`ACTIVE_WITHIN_S`
-    seconds, and interrupted otherwise (killed or crashed without a word).
+    A live ``running.json`` (its process still exists, see :mod:`fintrain.experiments.marker`)
+    means running, even beside a summary: a finished run given more steps is training again.
+    Otherwise a summary means finished, a thermal stop not followed by a resume means
+    thermal_stop, and anything else is interrupted: Ctrl-C, or killed or crashed without a word
+    (a ``kill -9`` leaves a marker behind whose process is gone).
+
+    Args:
+        run_dir: the run folder.
+        records: its metrics records (:func:`read_metrics`).
+        now: the current time in seconds since the epoch, for judging a marker written on
+            another host; None for the clock's.
     """
     run_dir = Path(run_dir)
+    if live_marker(run_dir, now) is not None:
+        return RUNNING
     if (run_dir / SUMMARY_FILE).is_file():
         return FINISHED
     ends = [r.get("event") for r in records if r.get("kind") == "event"
             and r.get("event") in ("thermal_stop", "interrupted", "resumed")]
     if ends and ends[-1] == "thermal_stop":
         return THERMAL_STOP
-    if ends and ends[-1] == "interrupted":
-        return INTERRUPTED
-    now = time.time() if now is None else now
-    return RUNNING if now - _latest_write(run_dir) <= ACTIVE_WITHIN_S else INTERRUPTED
+    return INTERRUPTED
 
 
 def _finite(value: Any) -> float | None:
@@ -192,7 +186,8 @@ def read_run(run_dir: Path, now: float | None = None) -> RunRecord:
 
     Args:
         run_dir: a folder holding ``config.json`` (and what training wrote beside it).
-        now: the current time (seconds since the epoch) for the running/interrupted call.
+        now: the current time (seconds since the epoch), for judging a ``running.json``
+            written on another host.
 
     Raises:
         RunError: the folder is missing, is not a run folder, or a file in it is unreadable.

@@ -23,15 +23,8 @@ from rich.console import Console
 
 from fintrain.config import RESUMABLE_FIELDS, RunConfig, validate_config
 from fintrain.errors import ConfigError
-from fintrain.experiments.runs import (
-    ACTIVE_WITHIN_S,
-    CONFIG_FILE,
-    LAST_CHECKPOINT,
-    RUNNING,
-    SUMMARY_FILE,
-    read_metrics,
-    run_status,
-)
+from fintrain.experiments.marker import RunBusyError, busy_message, live_marker
+from fintrain.experiments.runs import CONFIG_FILE, LAST_CHECKPOINT, SUMMARY_FILE
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +252,8 @@ def run_sweep(
         fintrain.train.loop.TrainingStopped: a cell stopped on heat (exit code 3) or Ctrl-C
             (130) after saving ``last.pt``; its ``run_dir`` names the cell.
         ConfigError: an unknown budget, a bad name, or a cell folder of another configuration.
+        RunBusyError: a cell folder that another live process is training into (checked for
+            every cell before the first one trains).
     """
     from fintrain.train import run as run_lib
     from fintrain.train.loop import TrainingStopped
@@ -270,7 +265,7 @@ def run_sweep(
     # Check every folder before training anything: a clash found after an hour is an hour lost.
     actions = [plan_action(Path(runs_dir) / c.name, cfg) for c, cfg in zip(cells, configs)]
     for cell, action in zip(cells, actions):
-        if action == NEW and (Path(runs_dir) / cell.name).exists():
+        if action != SKIP:
             _refuse_if_live(Path(runs_dir) / cell.name)
     seams: dict[str, Any] = {"step_hook": step_hook}
     if monitor_factory is not None:
@@ -305,14 +300,10 @@ def run_sweep(
 
 
 def _refuse_if_live(run_dir: Path) -> None:
-    """Refuse a checkpoint-less cell folder whose files are still changing: another process may
-    be training it right now."""
-    if run_status(run_dir, read_metrics(run_dir)) == RUNNING:
-        raise ConfigError(
-            f"{run_dir} has no checkpoint yet and its files changed in the last "
-            f"{ACTIVE_WITHIN_S / 60:.0f} minutes: another process may be training it; wait for it, "
-            "or remove the folder if nothing is"
-        )
+    """Refuse a cell folder that another live process is training into (its ``running.json``)."""
+    held = live_marker(run_dir)
+    if held is not None:
+        raise RunBusyError(busy_message(run_dir, held))
 
 
 def _clear_dead_cell(run_dir: Path, notify: Callable[[str], None]) -> None:

@@ -6,11 +6,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from rich.console import Console
 from fintrain import __version__
 from fintrain.config import RESUMABLE_FIELDS, ModelConfig, RunConfig, validate_config
 from fintrain.errors import CheckpointError, ConfigError, ThermalError
+from fintrain.experiments.marker import RunBusyError, claim_run, release_run
 from fintrain.model import PatchTST, budget_config, count_parameters
 from fintrain.storage import atomic_write_json, utc_now
 from fintrain.train.checkpoint import BEST, CHECKPOINT_DIR, LAST, load_checkpoint
@@ -40,7 +42,6 @@ from fintrain.train.metrics import baselines, primary_metric, task_metrics
 from fintrain.train.prepare import Prepared, prepare_data
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -354,20 +355,62 @@ def start_run(
     exists = run_dir.exists()
     dist.barrier()  # every rank looks before rank 0 creates it
     if exists:
-        raise ConfigError(
-            f"run folder {run_dir} exists; pick another --run-name or continue it with "
-            f"`fintrain train --resume {run_dir}`"
-        )
+        raise _exists_error(run_dir)
     plan = plan_run(cfg, data_dir, notify, dist)
     # The batch size is stored resolved, so a resume trains exactly the same way.
     cfg = validate_config(_with(cfg.model_dump(mode="json"), "train.batch_size", plan.batch_size))
     plan.cfg = cfg
     if dist.is_main:
-        (run_dir / CHECKPOINT_DIR).mkdir(parents=True)
-        atomic_write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
-    summary = _execute(plan, run_dir, resume=None, live=live, console=console, notify=notify,
-                       step_hook=step_hook, monitor_factory=monitor_factory, dist=dist)
+        Path(runs_dir).mkdir(parents=True, exist_ok=True)
+        try:
+            # Not exist_ok: of two processes given the same name, the later one stops here.
+            run_dir.mkdir()
+        except FileExistsError:
+            raise _exists_error(run_dir) from None
+        (run_dir / CHECKPOINT_DIR).mkdir()
+    # The marker goes in before config.json, so no reader sees a run folder without one.
+    with _holding(run_dir, dist):
+        if dist.is_main:
+            atomic_write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
+        summary = _execute(plan, run_dir, resume=None, live=live, console=console, notify=notify,
+                           step_hook=step_hook, monitor_factory=monitor_factory, dist=dist)
     return RunOutcome(run_dir, summary)
+
+
+def _exists_error(run_dir: Path) -> ConfigError:
+    return ConfigError(
+        f"run folder {run_dir} exists; pick another --run-name or continue it with "
+        f"`fintrain train --resume {run_dir}`"
+    )
+
+
+@contextlib.contextmanager
+def _holding(run_dir: Path, dist: Distributed) -> Iterator[None]:
+    """Hold ``run_dir/running.json`` for this process while the block runs (rank 0 writes it).
+
+    The marker is removed however the block ends (finished, Ctrl-C, thermal stop, an error);
+    only a kill Python never sees leaves it behind, and readers then find its process gone.
+
+    Raises:
+        RunBusyError: another live process holds the folder (raised on every rank).
+    """
+    marker, refusal = None, None
+    if dist.is_main:
+        try:
+            marker = claim_run(run_dir)
+        except RunBusyError as exc:
+            refusal = exc
+    # The other ranks must not go on to wait at a barrier rank 0 will never reach.
+    message = dist.broadcast(None if refusal is None else str(refusal))
+    if refusal is not None:
+        raise refusal
+    if message is not None:
+        raise RunBusyError(message)
+    try:
+        yield
+    finally:
+        if marker is not None:
+            release_run(run_dir, marker)
 
 
 def _with(data: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
@@ -401,10 +444,35 @@ def resume_run(
     monitor_factory: MonitorFactory = open_monitor,
     dist: Distributed | None = None,
 ) -> RunOutcome:
-    """Continue a run from ``checkpoints/last.pt`` to its configured end."""
+    """Continue a run from ``checkpoints/last.pt`` to its configured end.
+
+    Raises:
+        RunBusyError: another live process is training into ``run_dir`` (its
+            ``running.json``); nothing in the folder was touched. A marker whose process is
+            gone is replaced.
+    """
     dist = dist or Distributed()
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir, overrides or {})
+    with _holding(run_dir, dist):
+        return _resume_held(run_dir, data_dir, cfg, overrides, live=live, console=console, notify=notify,
+                            step_hook=step_hook, monitor_factory=monitor_factory, dist=dist)
+
+
+def _resume_held(
+    run_dir: Path,
+    data_dir: Path,
+    cfg: RunConfig,
+    overrides: dict[str, Any] | None,
+    *,
+    live: bool,
+    console: Console | None,
+    notify: Callable[[str], None],
+    step_hook: Callable[[FitState], None] | None,
+    monitor_factory: MonitorFactory,
+    dist: Distributed,
+) -> RunOutcome:
+    """``resume_run`` once this process holds the folder's marker."""
     last_path = run_dir / CHECKPOINT_DIR / LAST
     if not last_path.is_file():
         raise CheckpointError(f"{run_dir} has no {CHECKPOINT_DIR}/{LAST} to resume from; start a new run")
