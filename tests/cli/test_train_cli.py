@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +18,7 @@ import pytest
 import torch
 
 from fintrain.config import load_config
+from fintrain.storage import utc_now
 from fintrain.train import run as run_lib
 from fintrain.train.checkpoint import load_checkpoint
 
@@ -177,6 +181,7 @@ def test_crash_between_checkpoints_then_resume_is_bitwise_identical(tmp_path, ti
     with pytest.raises(RuntimeError, match="simulated kill"):
         run_lib.start_run(cfg, data, runs, run_name="crashed", live=False, step_hook=crash)
     assert load_checkpoint(runs / "crashed" / "checkpoints" / "last.pt")["step"] == 14
+    assert not (runs / "crashed" / "running.json").exists()  # an error releases the run folder too
     outcome = run_lib.resume_run(runs / "crashed", data, live=False)
     assert outcome.summary["steps"] > 17
     assert _same(reference, _weights(runs / "crashed"))
@@ -196,6 +201,7 @@ def test_ctrl_c_saves_and_exits_130_then_resumes_identically(tmp_path, tiny_conf
         run_lib.start_run(cfg, data, runs, run_name="int", live=False, step_hook=interrupt)
     assert stop.value.exit_code == 130
     assert load_checkpoint(runs / "int" / "checkpoints" / "last.pt")["step"] == 10
+    assert not (runs / "int" / "running.json").exists()
     events = [json.loads(x).get("event") for x in (runs / "int" / "metrics.jsonl").read_text().splitlines()]
     assert "interrupted" in events
     run_lib.resume_run(runs / "int", data, live=False)
@@ -330,6 +336,7 @@ def test_thermal_stop_through_the_cli_exits_3(cli, tiny_config):
                  env={"FINTRAIN_THERMAL__INTERVAL_S": "0.02", "FINTRAIN_THERMAL__CRITICAL_DWELL_S": "0"})
     assert result.exit_code == 3, result.output
     assert "thermal critical" in result.stderr and "resume with: fintrain train --resume" in result.stderr
+    assert not (cli.runs_dir / "c" / "running.json").exists()
 
 
 def test_four_sample_tickers_pool_and_report_per_ticker(cli, tiny_config, tmp_path):
@@ -345,3 +352,58 @@ def test_four_sample_tickers_pool_and_report_per_ticker(cli, tiny_config, tmp_pa
     assert set(summary["data_md5"]["features"]) == {"AAPL", "IBM", "MSFT", "GOOG"}
     both = cli("train", "--config", str(tiny_config), "--universe", str(universe), "--ticker", "SPY")
     assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_running_json_names_the_training_process_and_goes_when_it_ends(tmp_path, tiny_config):
+    from fintrain.experiments.runs import read_run
+
+    run = tmp_path / "runs" / "m"
+    seen = []
+
+    def look(state):
+        if state.step == 2:
+            seen.append((json.loads((run / "running.json").read_text()), read_run(run).status))
+
+    run_lib.start_run(_run_lib_config(tiny_config, max_steps=3), tmp_path / "data", tmp_path / "runs",
+                      run_name="m", live=False, step_hook=look)
+    marker, status = seen[0]
+    assert marker["pid"] == os.getpid() and marker["hostname"] == socket.gethostname() and marker["argv"] == sys.argv
+    started = dt.datetime.fromisoformat(marker["started_at"])
+    assert started.utcoffset() == dt.timedelta(0) and abs(time.time() - started.timestamp()) < 600
+    assert status == "running"
+    assert not (run / "running.json").exists() and read_run(run).status == "finished"
+
+
+def test_resume_refused_while_another_process_holds_the_run(cli, tmp_path, tiny_config, folder_snapshot, caplog):
+    """A live marker of another process: exit 1, one line, nothing touched. Once that process is
+    gone its marker is stale, and a resume replaces it and trains."""
+    cfg = _run_lib_config(tiny_config, checkpoint_every=2, max_steps=6)
+
+    def crash(state):
+        if state.step == 3:
+            raise RuntimeError("simulated crash")
+
+    with pytest.raises(RuntimeError):
+        run_lib.start_run(cfg, cli.data_dir, cli.runs_dir, run_name="busy", live=False, step_hook=crash)
+    run = cli.runs_dir / "busy"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        (run / "running.json").write_text(json.dumps(
+            {"pid": other.pid, "hostname": socket.gethostname(), "started_at": utc_now(), "argv": ["fintrain", "train"]}))
+        before = folder_snapshot(run)
+        result = cli("train", "--resume", str(run), "--max-steps", "8")
+        assert result.exit_code == 1
+        assert f"pid {other.pid} on host {socket.gethostname()}" in result.stderr
+        assert "wait for it to finish or stop it" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert folder_snapshot(run) == before
+    finally:
+        other.kill()
+        other.wait()
+    # The same marker now names a reaped process.
+    pids = []
+    with caplog.at_level(logging.INFO, logger="fintrain.experiments.marker"):
+        outcome = run_lib.resume_run(run, cli.data_dir, live=False, step_hook=lambda state: pids.append(
+            json.loads((run / "running.json").read_text())["pid"]))
+    assert f"replacing the stale marker of pid {other.pid}" in caplog.text
+    assert set(pids) == {os.getpid()} and outcome.summary["steps"] == 6
+    assert not (run / "running.json").exists()
