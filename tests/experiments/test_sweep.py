@@ -147,6 +147,12 @@ def test_a_cell_that_died_before_its_first_checkpoint(tmp_path, tiny, monkeypatc
     with pytest.raises(RunBusyError, match=f"is being trained by pid {os.getpid()} on host"):
         sweep_lib.run_sweep(tiny, "x", ["20m", "2m"], 1, tmp_path / "data", runs, live=False)
     assert cell.is_dir() and not (tmp_path / "data").exists()  # refused before the first cell trained
+    (cell / "checkpoints").mkdir()
+    (cell / "checkpoints" / "last.pt").write_bytes(b"checkpoint")
+    assert sweep_lib.plan_action(cell, cfg) == "resume"  # a cell to resume is refused the same way
+    with pytest.raises(RunBusyError, match="wait for it to finish or stop it"):
+        sweep_lib.run_sweep(tiny, "x", ["2m"], 1, tmp_path / "data", runs, live=False)
+    (cell / "checkpoints" / "last.pt").unlink()
     write_marker(cell, dead_pid)
 
     started = []
