@@ -282,6 +282,15 @@ class ProbeConfig(Section):
         0.8, gt=0, le=1, description="A size whose peak memory exceeds this share of the device's "
         "memory does not fit, even without an out-of-memory error."
     )
+    finalists: int = Field(
+        3, ge=1, le=8, description="After the search, this many of the fastest fitting sizes are "
+        "timed again back to back and the pick is the fastest by median step time, so a burst of "
+        "load during one size's trial cannot decide it; 1 turns the re-timing off."
+    )
+    retime_rounds: int = Field(
+        2, ge=1, le=10, description="Rounds of the re-timing; each gives every finalist a fresh "
+        "model, a warm-up and `steps` timed steps, in an order reversed every round (A B C, C B A)."
+    )
 
     @model_validator(mode="after")
     def _range(self) -> ProbeConfig:

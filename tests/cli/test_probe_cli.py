@@ -68,12 +68,22 @@ def test_json_document_alone_on_stdout(workspace, cache):
         assert set(t) == {"batch_size", "samples_per_s", "peak_memory_bytes", "status"}
         assert t["status"] == "ok"
         assert t["samples_per_s"] > 0 and t["peak_memory_bytes"] >= 0
-    fastest = max(trials, key=lambda t: t["samples_per_s"])["batch_size"]
+    # The three sizes that fit are all finalists: the pick is the fastest as re-timed.
+    retiming = doc["retiming"]
+    assert retiming["rounds"] == 2 and retiming["order"] == [[8, 16, 32], [32, 16, 8]]
+    finalists = {f["batch_size"]: f for f in retiming["finalists"]}
+    assert set(finalists) == {8, 16, 32}
+    for t in trials:
+        assert finalists[t["batch_size"]]["search_samples_per_s"] == t["samples_per_s"]
+        assert finalists[t["batch_size"]]["samples_per_s"] > 0
+    fastest = max(finalists.values(), key=lambda f: f["samples_per_s"])["batch_size"]
     assert doc["recommended"] == fastest
     assert doc["largest_fit"] == 32
+    assert "re-timed against" in doc["reason"]
     assert isinstance(doc["reason"], str) and doc["memory_budget_bytes"] > 0
     # Progress and the cache note went to stderr.
     assert "batch 8: ok" in result.stderr and "cached for" in result.stderr
+    assert "re-timed batch 32:" in result.stderr
     assert len(list((cache / "probe").glob("*.json"))) == 1
 
 
@@ -101,6 +111,10 @@ def test_table_and_recommendation(workspace, cache):
     result = probe(workspace, "--max-batch", "16")
     assert result.exit_code == 0, result.output
     assert "batch size" in result.stdout and "samples/s" in result.stdout
+    # Both sizes fit, so both were re-timed; the reason names the one that lost.
+    loser = 8 if "recommended batch size: 16" in result.stdout else 16
+    assert "re-timed" in result.stdout
+    assert f"re-timed against {loser} in 2 interleaved rounds" in result.stdout
     assert "recommended batch size:" in result.stdout and "largest that fits: 16" in result.stdout
     assert "max_batch is 16" in result.stdout
     assert "memory cap:" in result.stdout and "(80% of" in result.stdout
@@ -124,6 +138,8 @@ def test_memory_cap_below_the_smallest_size_fails_with_one_line(workspace, cache
         (["--search", "golden"], 2, "probe.search"),
         (["--min-batch", "64", "--max-batch", "8"], 2, "min_batch=64 is above max_batch=8"),
         (["--memory-fraction", "1.5"], 2, "probe.memory_fraction"),
+        (["--finalists", "0"], 2, "probe.finalists"),
+        (["--retime-rounds", "11"], 2, "probe.retime_rounds"),
         (["--budget", "7b"], 2, "unknown budget '7b'"),
     ],
 )

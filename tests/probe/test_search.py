@@ -41,9 +41,10 @@ def test_out_of_memory_above_a_threshold_gives_the_largest_fitting_size(
     assert "512 ran out of memory" in result.reason
     oom = result.trials[-1]
     assert oom.samples_per_s is None
-    # Nothing larger was tried after the first out-of-memory; every trial was cleaned up.
+    # Nothing larger was tried after the first out-of-memory; every model built (the trials'
+    # and the re-timing's) was cleaned up.
     assert max(device.built) == 512
-    assert device.released == 7
+    assert device.released == len(device.built) == 7 + 2 * 3
 
 
 def test_out_of_memory_while_building_the_model_counts_too(oom_errors, fake_device, probe_cfg, clock):
@@ -197,16 +198,27 @@ def test_throughput_uses_the_median_step_so_one_hiccup_does_not_decide(probe_cfg
         return step
 
     meter = SampledMeter(lambda: 0, lambda: None)
-    result = search_batch_size(make_step, meter, probe_cfg(min_batch=32, max_batch=64),
+    result = search_batch_size(make_step, meter, probe_cfg(min_batch=32, max_batch=64, finalists=1),
                                device="fake", clock=clock)
-    assert result.recommended == 64
+    assert [t.samples_per_s for t in result.trials] == pytest.approx([320, 400])
+    assert result.recommended == 64 and result.retiming is None
 
 
 def test_each_trial_builds_a_fresh_model_and_runs_warmup_plus_steps(fake_device, probe_cfg, clock):
     device = fake_device()
-    run(device, probe_cfg(max_batch=64, steps=5), clock)
+    run(device, probe_cfg(max_batch=64, steps=5, finalists=1), clock)
     assert device.built == [8, 16, 32, 64]
     assert device.calls == {8: 6, 16: 6, 32: 6, 64: 6}
+
+
+def test_each_retiming_visit_is_a_fresh_model_with_warmup_plus_steps(fake_device, probe_cfg, clock):
+    # Every size runs at 100 samples/s: the finalists are the three smallest (ties: smaller).
+    device = fake_device()
+    result = run(device, probe_cfg(max_batch=64, steps=5), clock)
+    assert device.built == [8, 16, 32, 64] + [8, 16, 32] + [32, 16, 8]
+    assert device.calls == {8: 18, 16: 18, 32: 18, 64: 6}
+    assert result.retiming.order == ((8, 16, 32), (32, 16, 8))
+    assert all(len(f.step_seconds) == 10 for f in result.retiming.finalists)
 
 
 def test_warmup_step_is_not_timed(probe_cfg, clock):
@@ -266,6 +278,13 @@ def test_json_document_has_the_documented_fields(fake_device, probe_cfg, clock):
     assert doc["device"] == "fake"
     assert doc["trials"][0] == {"batch_size": 8, "samples_per_s": 100.0,
                                 "peak_memory_bytes": 108 * MIB, "status": "ok"}
+    assert doc["retiming"] == {
+        "rounds": 2, "order": [[8, 16], [16, 8]], "seconds": pytest.approx(2 * 4 * (0.08 + 0.16)),
+        "finalists": [
+            {"batch_size": 8, "search_samples_per_s": 100.0, "samples_per_s": 100.0, "status": "ok"},
+            {"batch_size": 16, "search_samples_per_s": 100.0, "samples_per_s": 100.0, "status": "ok"},
+        ],
+    }
 
 
 def test_doubling_sizes():
@@ -274,3 +293,110 @@ def test_doubling_sizes():
     assert doubling_sizes(3, 20) == [3, 6, 12, 20]
     assert doubling_sizes(8, 8) == [8]
     assert doubling_sizes(64, 10) == [10]
+
+
+def bursty_device(true_seconds, burst):
+    """Steps at ``true_seconds[B]`` each, ``burst[(B, k)]`` times slower in the k-th model built
+    for B (k = 0: the search's trial; 1, 2, ...: the re-timing's visits)."""
+    clock = {"now": 0.0}
+    built: list[int] = []
+
+    def make_step(batch_size):
+        visit = built.count(batch_size)
+        built.append(batch_size)
+        factor = burst.get((batch_size, visit), 1.0)
+
+        def step():
+            clock["now"] += true_seconds[batch_size] * factor
+
+        return step
+
+    return make_step, (lambda: clock["now"]), built
+
+
+def test_a_burst_on_the_rivals_during_the_search_does_not_pick(probe_cfg):
+    # True speeds: 8: 100, 16: 150, 32: 200, 64: 160 samples/s. Another process takes the CPU
+    # while 32 and 64 run in the search (3x slower), so 16 looks fastest; the re-timing sees 32.
+    true_s = {8: 0.08, 16: 16 / 150, 32: 0.16, 64: 0.4}
+    make_step, clock, built = bursty_device(true_s, {(32, 0): 3.0, (64, 0): 3.0})
+    result = search_batch_size(make_step, SampledMeter(lambda: 0, lambda: None),
+                               probe_cfg(max_batch=64), device="fake", clock=clock)
+    search_rates = {t.batch_size: t.samples_per_s for t in result.trials}
+    assert max(search_rates, key=search_rates.get) == 16
+    assert result.recommended == 32
+    retimed = {f.batch_size: f for f in result.retiming.finalists}
+    assert set(retimed) == {8, 16, 32}  # the three fastest in the search
+    assert retimed[32].search_samples_per_s == pytest.approx(200 / 3)
+    assert retimed[32].samples_per_s == pytest.approx(200)  # the burst is outvoted
+    assert retimed[16].samples_per_s == pytest.approx(150)
+    assert "32 trains fastest (200.0 samples/s" in result.reason
+    assert "re-timed against 8 and 16 in 2 interleaved rounds" in result.reason
+    assert "the search alone had 16 fastest" in result.reason
+    # Fresh models for the re-timing, in ascending then descending order.
+    assert built[4:] == [8, 16, 32, 32, 16, 8]
+
+
+def test_a_burst_during_one_retiming_visit_does_not_pick_either(probe_cfg):
+    # 32 is truly fastest; a burst hits its first re-timing visit (5x slower), which alone
+    # would make it the slowest finalist. Two measurements of three still say it is fastest.
+    true_s = {8: 0.08, 16: 16 / 150, 32: 0.16, 64: 0.4}
+    make_step, clock, _ = bursty_device(true_s, {(32, 1): 5.0})
+    result = search_batch_size(make_step, SampledMeter(lambda: 0, lambda: None),
+                               probe_cfg(max_batch=64), device="fake", clock=clock)
+    assert result.recommended == 32
+    assert result.retiming.best().samples_per_s == pytest.approx(200)
+
+
+def test_a_slower_size_that_looked_fastest_is_not_picked_with_more_rounds(probe_cfg):
+    # Bursts on 32 in the search and in the first re-timing round: with three rounds, the median
+    # of its four measurements still includes clean ones on both sides.
+    true_s = {8: 0.08, 16: 16 / 150, 32: 0.16}
+    make_step, clock, built = bursty_device(true_s, {(32, 0): 3.0, (32, 1): 3.0})
+    result = search_batch_size(make_step, SampledMeter(lambda: 0, lambda: None),
+                               probe_cfg(max_batch=32, retime_rounds=4), device="fake", clock=clock)
+    assert result.recommended == 32
+    assert result.retiming.order == ((8, 16, 32), (32, 16, 8), (8, 16, 32), (32, 16, 8))
+    assert len(built) == 3 + 4 * 3
+
+
+def test_a_finalist_that_no_longer_fits_when_retimed_is_dropped(fake_device, probe_cfg, clock):
+    # Larger is faster here (a fixed 10 ms per step plus 1 ms per sample), so 64, 32 and 16 are
+    # the finalists. 64 peaks at 640 MiB in the search, under the cap of 819 MiB (80% of 1 GiB);
+    # then another process takes 400 MiB and its re-timing visit peaks above the cap.
+    device = fake_device(base_bytes=0, bytes_per_sample=10 * MIB, seconds=lambda b: 0.01 + 0.001 * b)
+    real_make_step = device.make_step
+
+    def make_step(batch_size):
+        if batch_size == 64 and device.built.count(64) == 1:
+            device.base_bytes = 400 * MIB
+        return real_make_step(batch_size)
+
+    meter = SampledMeter(device.read_memory, lambda: GIB)
+    result = search_batch_size(make_step, meter, probe_cfg(max_batch=64), device="fake",
+                               clock=clock, release=device.release)
+    assert [t.status for t in result.trials] == ["ok"] * 4
+    retimed = {f.batch_size: f for f in result.retiming.finalists}
+    assert retimed[64].status == "over_cap" and retimed[64].samples_per_s is None
+    assert result.retiming.order == ((16, 32, 64), (32, 16))  # not visited again once out
+    assert result.recommended == 32 and result.largest_fit == 32
+    assert "64 peaked above the memory cap when re-timed" in result.reason
+    assert result.to_json()["retiming"]["finalists"][0] == {
+        "batch_size": 64, "search_samples_per_s": pytest.approx(864.865, abs=1e-3),
+        "samples_per_s": None, "status": "over_cap"}
+
+
+def test_no_retiming_with_one_finalist_or_one_size_that_fits(fake_device, probe_cfg, clock):
+    off = run(fake_device(), probe_cfg(max_batch=64, finalists=1), clock)
+    assert off.retiming is None and off.to_json()["retiming"] is None
+    device = fake_device(fails_above=8)
+    alone = run(device, probe_cfg(), clock)
+    assert alone.recommended == 8 and alone.retiming is None
+    assert device.built == [8, 16]
+
+
+def test_retiming_settings_are_validated(probe_cfg):
+    from pydantic import ValidationError
+
+    for bad in ({"finalists": 0}, {"finalists": 9}, {"retime_rounds": 0}, {"retime_rounds": 11}):
+        with pytest.raises(ValidationError, match=next(iter(bad))):
+            probe_cfg(**bad)

@@ -53,11 +53,14 @@ def test_each_trial_trains_a_fresh_model_on_full_batches():
     assert [t.status for t in result.trials] == ["ok", "ok", "ok"]
     assert all(t.samples_per_s > 0 and t.peak_memory_bytes is not None for t in result.trials)
     assert result.recommended in (8, 16, 32) and result.largest_fit == 32
-    # One model per trial, each trained (its weights moved) on batches of the trial's size.
-    assert len({id(m) for m, _ in built}) == 3
+    # One model per trial and per re-timing visit (all three sizes are finalists), each trained
+    # (its weights moved) on batches of its size.
+    assert len({id(m) for m, _ in built}) == 3 + 2 * 3
     for model, initial in built:
         assert any(not torch.equal(p, q) for p, q in zip(model.parameters(), initial))
-    assert windows.gathered == [8] * 3 + [16] * 3 + [32] * 3
+    search = [8] * 3 + [16] * 3 + [32] * 3
+    assert windows.gathered == search + search + search[::-1]
+    assert {f.batch_size for f in result.retiming.finalists} == {8, 16, 32}
 
 
 def test_the_whole_training_set_is_the_largest_batch():

@@ -27,12 +27,16 @@ def _notify(message: str) -> None:
 
 
 def render_trials(result: ProbeResult) -> Table:
-    """One row per trial: batch size, samples/s, peak memory, status; the picks marked."""
+    """One row per trial: batch size, samples/s (searched and re-timed), peak memory, status;
+    the picks marked."""
     from fintrain.probe.search import format_bytes
 
+    retimed = {f.batch_size: f for f in result.retiming.finalists} if result.retiming else {}
     table = Table(title=f"batch sizes on {result.device}")
     table.add_column("batch size", justify="right", no_wrap=True)
     table.add_column("samples/s", justify="right", no_wrap=True)
+    if retimed:
+        table.add_column("re-timed", justify="right", no_wrap=True)
     table.add_column("peak memory", justify="right", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("", no_wrap=True)
@@ -45,7 +49,16 @@ def render_trials(result: ProbeResult) -> Table:
         rate = "-" if t.samples_per_s is None else f"{t.samples_per_s:,.1f}"
         peak = "-" if t.peak_memory_bytes is None else format_bytes(t.peak_memory_bytes)
         style = STATUS_STYLE[t.status]
-        table.add_row(f"{t.batch_size:,}", rate, peak, f"[{style}]{t.status}[/]", ", ".join(marks),
+        cells = [f"{t.batch_size:,}", rate]
+        if retimed:
+            finalist = retimed.get(t.batch_size)
+            if finalist is None:
+                cells.append("-")
+            elif finalist.samples_per_s is None:
+                cells.append(f"[{STATUS_STYLE[finalist.status]}]{finalist.status}[/]")
+            else:
+                cells.append(f"{finalist.samples_per_s:,.1f}")
+        table.add_row(*cells, peak, f"[{style}]{t.status}[/]", ", ".join(marks),
                       style="bold" if t.batch_size == result.recommended else None)
     return table
 
@@ -64,6 +77,8 @@ def probe_batch(
     search: Annotated[str | None, typer.Option(help="power (doubling) or binsearch (then bisect); default power.")] = None,
     steps: Annotated[int | None, typer.Option(help="Timed training steps per size, after one warm-up (default 3).")] = None,
     memory_fraction: Annotated[float | None, typer.Option(help="A size whose peak exceeds this share of the device's memory does not fit (default 0.8).")] = None,
+    finalists: Annotated[int | None, typer.Option(help="Fastest sizes timed again after the search, interleaved; 1: no re-timing (default 3).")] = None,
+    retime_rounds: Annotated[int | None, typer.Option(help="Rounds of the re-timing, order reversed every round (default 2).")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
     """Find the batch sizes that fit on this machine and the one that trains fastest.
@@ -72,7 +87,9 @@ def probe_batch(
     missing), then times a fresh model and optimizer at batch sizes doubling from --min-batch
     until --max-batch, the training set's size, an out-of-memory error or the memory cap
     (--memory-fraction of the GPU's memory, of MPS's recommended maximum, or of the machine's
-    available memory on CPU). The pick is cached for `fintrain train --batch-size auto`.
+    available memory on CPU). The --finalists fastest sizes are then timed again in
+    --retime-rounds interleaved rounds (A B C, C B A), so a burst of other load during one
+    size's trial cannot decide the pick. The pick is cached for `fintrain train --batch-size auto`.
 
     Example: fintrain probe-batch --tier a20 --budget 2m --device cpu --max-batch 256
     """
@@ -86,7 +103,8 @@ def probe_batch(
             "split": {"context_len": context_len},
             "train": {"device": device},
             "probe": {"min_batch": min_batch, "max_batch": max_batch, "search": search,
-                      "steps": steps, "memory_fraction": memory_fraction},
+                      "steps": steps, "memory_fraction": memory_fraction, "finalists": finalists,
+                      "retime_rounds": retime_rounds},
         },
     )
     # Imported here so that other commands start without loading torch.
@@ -105,8 +123,18 @@ def probe_batch(
             err_console.print(f"  batch {t.batch_size:,}: [{STATUS_STYLE[t.status]}]{t.status}[/]{rate}{peak}",
                               highlight=False)
 
-        run = probe_lib(ws.data_dir, cfg, notify=_notify, on_start=on_start, on_trial=on_trial)
+        def on_retime(batch_size: int, round_number: int) -> None:
+            status.update(f"re-timing the fastest sizes, round {round_number}/{cfg.probe.retime_rounds}: "
+                          f"batch size {batch_size:,}...")
+
+        run = probe_lib(ws.data_dir, cfg, notify=_notify, on_start=on_start, on_trial=on_trial,
+                        on_retime=on_retime)
     result = run.result
+    if result.retiming is not None:
+        for f in result.retiming.finalists:
+            rate = f.status if f.samples_per_s is None else f"{f.samples_per_s:,.1f} samples/s"
+            err_console.print(f"  re-timed batch {f.batch_size:,}: {rate} (search: "
+                              f"{f.search_samples_per_s or 0:,.1f})", highlight=False)
     if json_:
         print_json(result.to_json())
     else:

@@ -16,9 +16,11 @@ from fintrain.probe.cache import (
 )
 from fintrain.probe.memory import CudaMeter, SampledMeter, meter_for
 from fintrain.probe.search import (
+    Finalist,
     MemoryMeter,
     ProbeError,
     ProbeResult,
+    Retiming,
     Trial,
     doubling_sizes,
     search_batch_size,
@@ -28,10 +30,12 @@ from fintrain.probe.training import ProbeRun, probe_batch, training_step_factory
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "CudaMeter",
+    "Finalist",
     "MemoryMeter",
     "ProbeError",
     "ProbeResult",
     "ProbeRun",
+    "Retiming",
     "SampledMeter",
     "Trial",
     "cache_dir",

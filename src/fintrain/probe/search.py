@@ -1,4 +1,4 @@
-"""The batch-size search: which sizes to try, one trial, and the choice among the results.
+"""The batch-size search: which sizes to try, one trial, the re-timing of the fastest, and the choice.
 
 Hardware sits behind three seams so that every branch runs in tests without a GPU: a *step
 factory* (``make_step(batch_size)`` builds a fresh model, optimizer and batch and returns a
@@ -88,9 +88,76 @@ class Trial:
         """The trial as the ``--json`` document lists it."""
         return {
             "batch_size": self.batch_size,
-            "samples_per_s": None if self.samples_per_s is None else round(self.samples_per_s, 3),
+            "samples_per_s": _round(self.samples_per_s),
             "peak_memory_bytes": self.peak_memory_bytes,
             "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class Finalist:
+    """One of the fastest sizes of the search, timed again in the re-timing.
+
+    Attributes:
+        batch_size: samples per step.
+        search_samples_per_s: what its trial in the search measured.
+        samples_per_s: batch size / median of all its step times, the search's and the
+            re-timing's (None when it failed in the re-timing).
+        status: ``ok``, or ``oom`` / ``over_cap`` when a re-timing visit ran out of memory or
+            peaked above the cap (it is then out of the running).
+        step_seconds: the re-timing's step times, in the order run (warm-ups excluded).
+    """
+
+    batch_size: int
+    search_samples_per_s: float | None
+    samples_per_s: float | None
+    status: TrialStatus
+    step_seconds: tuple[float, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        """The finalist as the ``--json`` document lists it."""
+        return {
+            "batch_size": self.batch_size,
+            "search_samples_per_s": _round(self.search_samples_per_s),
+            "samples_per_s": _round(self.samples_per_s),
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class Retiming:
+    """The fastest sizes of the search timed again, interleaved, after it.
+
+    Attributes:
+        rounds: rounds run (``retime_rounds``).
+        order: the batch sizes in the order each round visited them.
+        finalists: the sizes re-timed, fastest in the search first.
+        seconds: the re-timing's wall-clock time.
+    """
+
+    rounds: int
+    order: tuple[tuple[int, ...], ...]
+    finalists: tuple[Finalist, ...]
+    seconds: float
+
+    def best(self) -> Finalist | None:
+        """The fastest finalist that kept fitting (ties: the smaller size); None if none did."""
+        ok = [f for f in self.finalists if f.status == "ok" and f.samples_per_s is not None]
+        if not ok:
+            return None
+        return max(ok, key=lambda f: (f.samples_per_s, -f.batch_size))
+
+    def dropped(self) -> list[Finalist]:
+        """Finalists that ran out of memory or over the cap when re-timed."""
+        return [f for f in self.finalists if f.status != "ok"]
+
+    def to_json(self) -> dict[str, object]:
+        """The ``retiming`` object of the ``--json`` document."""
+        return {
+            "rounds": self.rounds,
+            "order": [list(r) for r in self.order],
+            "seconds": round(self.seconds, 3),
+            "finalists": [f.to_json() for f in self.finalists],
         }
 
 
@@ -100,12 +167,15 @@ class ProbeResult:
 
     Attributes:
         device: the device's name (``device_label``).
-        trials: every trial, in the order run.
-        recommended: the fitting size with the highest samples/s (None: nothing fit).
+        trials: every trial of the search, in the order run.
+        recommended: the fitting size with the highest samples/s, as the re-timing measured
+            it when there was one (None: nothing fit).
         largest_fit: the largest size that fit (None: nothing fit).
         reason: why the search stopped where it did and why the recommendation won.
         memory_budget_bytes: the device's budget the cap was taken from (None: no cap).
         memory_cap_bytes: ``memory_fraction`` x budget (None: no cap).
+        retiming: the finalists timed again after the search (None: fewer than two sizes fit,
+            or ``finalists`` is 1).
     """
 
     device: str
@@ -115,6 +185,7 @@ class ProbeResult:
     reason: str
     memory_budget_bytes: int | None = None
     memory_cap_bytes: int | None = None
+    retiming: Retiming | None = None
 
     def to_json(self) -> dict[str, object]:
         """The ``fintrain probe-batch --json`` document."""
@@ -126,7 +197,12 @@ class ProbeResult:
             "memory_budget_bytes": self.memory_budget_bytes,
             "memory_cap_bytes": self.memory_cap_bytes,
             "trials": [t.to_json() for t in self.trials],
+            "retiming": None if self.retiming is None else self.retiming.to_json(),
         }
+
+
+def _round(rate: float | None) -> float | None:
+    return None if rate is None else round(rate, 3)
 
 
 def upper_limit(cfg: ProbeConfig, n_train: int | None) -> int:
@@ -196,13 +272,16 @@ def search_batch_size(
     release: Callable[[], None] = lambda: None,
     on_start: Callable[[int], None] | None = None,
     on_trial: Callable[[Trial], None] | None = None,
+    on_retime: Callable[[int, int], None] | None = None,
 ) -> ProbeResult:
     """Find the batch sizes that fit and the one that trains fastest.
 
     Sizes double from ``cfg.min_batch`` up to ``cfg.max_batch`` or ``n_train`` (whichever is
     smaller), stopping at the first that runs out of memory or whose peak exceeds
     ``cfg.memory_fraction`` of the meter's budget. With ``cfg.search == "binsearch"`` the gap
-    between the last size that fit and the first that did not is then bisected.
+    between the last size that fit and the first that did not is then bisected. Then the
+    ``cfg.finalists`` fastest sizes that fit are timed again (see ``retime``) and the pick is
+    the fastest by the median of all their step times.
 
     Args:
         make_step: builds a fresh model, optimizer and batch for a size and returns one
@@ -215,11 +294,13 @@ def search_batch_size(
         release: frees a finished trial's memory (gc and the backend's cache) so the next trial
             starts clean; after an out-of-memory it is called once the ``except`` block is
             left, since the traceback would otherwise keep the tensors alive.
-        on_start: called with each size before its trial (progress display).
-        on_trial: called with each finished trial.
+        on_start: called with each size before its trial in the search (progress display).
+        on_trial: called with each finished trial of the search.
+        on_retime: called with the size and the round (from 1) before each re-timing visit.
 
     Returns:
-        The trials and the choice; ``recommended`` is None when not even the smallest size fit.
+        The trials, the re-timing and the choice; ``recommended`` is None when not even the
+        smallest size fit.
 
     Raises:
         ProbeError: the training set is empty.
@@ -231,9 +312,8 @@ def search_batch_size(
     meter.start()
     trials: list[Trial] = []
 
-    def attempt(size: int) -> Trial:
-        if on_start is not None:
-            on_start(size)
+    def measure(size: int) -> tuple[TrialStatus, tuple[float, ...], int | None]:
+        """One fresh model at ``size``: its status, step times and peak; memory released."""
         failed = False
         try:
             times, peak = run_trial(size, make_step, meter, cfg.steps, clock)
@@ -242,18 +322,23 @@ def search_batch_size(
                 raise
             log.info("batch size %d ran out of memory: %s", size, exc)
             failed = True
+        # Outside the except block the traceback (and the frames holding the model, the
+        # optimizer and the activations) is gone, so the memory can really be returned; after
+        # a size that fit, the next one should start from an empty cache, not on top of it.
+        release()
         if failed:
-            # Outside the except block the traceback (and the frames holding the model, the
-            # optimizer and the activations) is gone, so the memory can really be returned.
-            release()
+            return "oom", (), None
+        status: TrialStatus = "over_cap" if cap is not None and peak is not None and peak > cap else "ok"
+        return status, times, peak
+
+    def attempt(size: int) -> Trial:
+        if on_start is not None:
+            on_start(size)
+        status, times, peak = measure(size)
+        if status == "oom":
             trial = Trial(size, "oom", None, None)
         else:
-            median_s = statistics.median(times)
-            throughput = size / median_s if median_s > 0 else None
-            status: TrialStatus = "over_cap" if cap is not None and peak is not None and peak > cap else "ok"
-            trial = Trial(size, status, throughput, peak, times)
-            # The next, larger trial should start from an empty cache, not on top of this one.
-            release()
+            trial = Trial(size, status, _throughput(size, times), peak, times)
         trials.append(trial)
         if on_trial is not None:
             on_trial(trial)
@@ -281,8 +366,92 @@ def search_batch_size(
             else:
                 high = mid
 
+    retiming = retime(trials, cfg, measure, clock, on_retime)
     return choose(trials, device=device, cfg=cfg, limit=limit, n_train=n_train,
-                  budget=budget, cap=cap)
+                  budget=budget, cap=cap, retiming=retiming)
+
+
+def _throughput(batch_size: int, times: tuple[float, ...]) -> float | None:
+    """Batch size / median step time (None without a positive time)."""
+    if not times:
+        return None
+    median_s = statistics.median(times)
+    return batch_size / median_s if median_s > 0 else None
+
+
+def finalists_of(trials: list[Trial], count: int) -> list[Trial]:
+    """The ``count`` fastest trials that fit (ties: the smaller size first)."""
+    fitting = [t for t in trials if t.fits and t.samples_per_s is not None]
+    fitting.sort(key=lambda t: (-(t.samples_per_s or 0.0), t.batch_size))
+    return fitting[:count]
+
+
+def retime(
+    trials: list[Trial],
+    cfg: ProbeConfig,
+    measure: Callable[[int], tuple[TrialStatus, tuple[float, ...], int | None]],
+    clock: Callable[[], float] = time.perf_counter,
+    on_retime: Callable[[int, int], None] | None = None,
+) -> Retiming | None:
+    """Time the fastest fitting sizes again, interleaved, so one burst of load cannot pick.
+
+    The search times each size once, one after another: anything else the machine runs during
+    one size's trial (another training run, a build, a browser tab) makes that size look slow
+    and a rival look fastest. The ``cfg.finalists`` fastest sizes are therefore visited again in
+    ``cfg.retime_rounds`` rounds, in ascending size and reversed every other round (A B C,
+    C B A), so a load that rises or falls through the re-timing hits every finalist alike. Each
+    visit is a fresh model, a warm-up and ``cfg.steps`` timed steps, exactly like a trial (no
+    two finalists' models are alive at once, so memory is what the search measured). A
+    finalist's samples/s is its size over the median of all its step times, the search's and
+    the re-timing's: with the default two rounds that is three measurements, so one disturbed
+    one is outvoted.
+
+    Args:
+        trials: the search's trials.
+        cfg: the probe settings (``finalists``, ``retime_rounds``, ``steps``).
+        measure: runs one fresh model at a size: its status, step times and peak memory.
+        clock: seconds, monotonic (for the re-timing's duration).
+        on_retime: called with the size and the round (from 1) before each visit.
+
+    Returns:
+        The re-timing, or None when fewer than two sizes fit or ``cfg.finalists`` is 1.
+    """
+    chosen = finalists_of(trials, cfg.finalists)
+    if len(chosen) < 2:
+        return None
+    t0 = clock()
+    times: dict[int, list[float]] = {t.batch_size: [] for t in chosen}
+    failed: dict[int, TrialStatus] = {}
+    order: list[tuple[int, ...]] = []
+    ascending = sorted(times)
+    for round_index in range(cfg.retime_rounds):
+        visits = ascending if round_index % 2 == 0 else ascending[::-1]
+        ran = []
+        for size in visits:
+            if size in failed:
+                continue
+            if on_retime is not None:
+                on_retime(size, round_index + 1)
+            status, step_times, _peak = measure(size)
+            ran.append(size)
+            if status != "ok":
+                # The machine's memory changed since the search (another process took some):
+                # a size that no longer fits is no longer a candidate.
+                log.info("batch size %d no longer fits when re-timed (%s)", size, status)
+                failed[size] = status
+            else:
+                times[size].extend(step_times)
+        order.append(tuple(ran))
+    finalists = []
+    for trial in chosen:
+        size = trial.batch_size
+        if size in failed:
+            finalists.append(Finalist(size, trial.samples_per_s, None, failed[size], tuple(times[size])))
+        else:
+            pooled = tuple(trial.step_seconds) + tuple(times[size])
+            finalists.append(Finalist(size, trial.samples_per_s, _throughput(size, pooled), "ok",
+                                      tuple(times[size])))
+    return Retiming(cfg.retime_rounds, tuple(order), tuple(finalists), clock() - t0)
 
 
 def choose(
@@ -294,17 +463,32 @@ def choose(
     n_train: int | None,
     budget: int | None,
     cap: int | None,
+    retiming: Retiming | None = None,
 ) -> ProbeResult:
-    """The recommendation (highest samples/s among fitting sizes) and the largest fit, with why."""
-    fitting = [t for t in trials if t.fits]
+    """The recommendation (highest samples/s among fitting sizes, as re-timed when they were)
+    and the largest fit, with why."""
+    dropped = {f.batch_size: f for f in retiming.dropped()} if retiming is not None else {}
+    fitting = [t for t in trials if t.fits and t.batch_size not in dropped]
     failures = sorted((t for t in trials if not t.fits), key=lambda t: t.batch_size)
+    retimed = {f.batch_size: f for f in retiming.finalists} if retiming is not None else {}
     if not fitting:
         smallest = failures[0] if failures else None
         why = _failure_text(smallest, cfg, cap) if smallest else "no trial ran"
+        if dropped:
+            why = _dropped_text(list(dropped.values()))
         return ProbeResult(device, tuple(trials), None, None,
-                           f"no batch size fits: {why}", budget, cap)
-    # Ties go to the smaller size: the same speed with less memory and more updates per epoch.
-    best = max(fitting, key=lambda t: (t.samples_per_s or 0.0, -t.batch_size))
+                           f"no batch size fits: {why}", budget, cap, retiming)
+
+    def rate(trial: Trial) -> float | None:
+        finalist = retimed.get(trial.batch_size)
+        return finalist.samples_per_s if finalist is not None else trial.samples_per_s
+
+    best_finalist = retiming.best() if retiming is not None else None
+    if best_finalist is not None:
+        best = next(t for t in fitting if t.batch_size == best_finalist.batch_size)
+    else:
+        # Ties go to the smaller size: the same speed with less memory and more updates per epoch.
+        best = max(fitting, key=lambda t: (t.samples_per_s or 0.0, -t.batch_size))
     largest = max(t.batch_size for t in fitting)
     above = [t for t in failures if t.batch_size > largest]
     if above:
@@ -314,16 +498,40 @@ def choose(
     else:
         stop = f"{largest} is the largest tried: max_batch is {cfg.max_batch}"
     if best.batch_size == largest:
-        pick = f"{best.batch_size} trains fastest ({_rate(best)})"
+        pick = f"{best.batch_size} trains fastest ({_rate(rate(best))})"
     else:
         largest_trial = next(t for t in fitting if t.batch_size == largest)
-        pick = f"{best.batch_size} trains fastest ({_rate(best)}; {largest} gives {_rate(largest_trial)})"
-    return ProbeResult(device, tuple(trials), best.batch_size, largest, f"{pick}; {stop}",
-                       budget, cap)
+        pick = (f"{best.batch_size} trains fastest ({_rate(rate(best))}; {largest} gives "
+                f"{_rate(rate(largest_trial))})")
+    parts = [pick]
+    if best_finalist is not None and retiming is not None:
+        rivals = sorted(f.batch_size for f in retiming.finalists if f.batch_size != best.batch_size)
+        parts.append(f"re-timed against {_sizes_text(rivals)} in {retiming.rounds} interleaved "
+                     f"round{'s' if retiming.rounds > 1 else ''}")
+        search_best = max((t for t in trials if t.fits),
+                          key=lambda t: (t.samples_per_s or 0.0, -t.batch_size))
+        if search_best.batch_size != best.batch_size:
+            parts.append(f"the search alone had {search_best.batch_size} fastest "
+                         f"({_rate(search_best.samples_per_s)})")
+    if dropped:
+        parts.append(_dropped_text(list(dropped.values())))
+    parts.append(stop)
+    return ProbeResult(device, tuple(trials), best.batch_size, largest, "; ".join(parts),
+                       budget, cap, retiming)
 
 
-def _rate(trial: Trial) -> str:
-    return "?" if trial.samples_per_s is None else f"{trial.samples_per_s:,.1f} samples/s"
+def _sizes_text(sizes: list[int]) -> str:
+    words = [str(s) for s in sizes]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def _dropped_text(dropped: list[Finalist]) -> str:
+    what = {"oom": "ran out of memory", "over_cap": "peaked above the memory cap"}
+    return ", ".join(f"{f.batch_size} {what.get(f.status, f.status)} when re-timed" for f in dropped)
+
+
+def _rate(samples_per_s: float | None) -> str:
+    return "?" if samples_per_s is None else f"{samples_per_s:,.1f} samples/s"
 
 
 def _failure_text(trial: Trial, cfg: ProbeConfig, cap: int | None) -> str:

@@ -94,6 +94,7 @@ def probe_batch(
     notify: Callable[[str], None] = log.info,
     on_start: Callable[[int], None] | None = None,
     on_trial: Callable[[Trial], None] | None = None,
+    on_retime: Callable[[int, int], None] | None = None,
 ) -> ProbeRun:
     """Probe the batch sizes for the model and data ``fintrain train`` would use with ``cfg``.
 
@@ -107,6 +108,7 @@ def probe_batch(
         notify: receives messages about fetching and building.
         on_start: called with each batch size before its trial.
         on_trial: called with each finished trial.
+        on_retime: called with the size and the round before each visit of the re-timing.
 
     Returns:
         The result, the model config it was measured with, the training-set size and the
@@ -136,6 +138,7 @@ def probe_batch(
         release=lambda: free_memory(device),
         on_start=on_start,
         on_trial=on_trial,
+        on_retime=on_retime,
     )
     cache_file = store_result(device, model_cfg, result, n_train)
     return ProbeRun(result, model_cfg, n_train, cache_file)
