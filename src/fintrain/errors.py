@@ -39,3 +39,7 @@ class CheckpointError(FintrainError):
 
 class ThermalError(FintrainError):
     """A temperature source that cannot be used."""
+
+
+class ProbeError(FintrainError):
+    """No batch size fits on this device (or the batch-size probe cannot run)."""

@@ -127,8 +127,12 @@ def test_memory_cap_below_the_smallest_size_fails_with_one_line(workspace, cache
     doc = json.loads(result.stdout)
     assert doc["recommended"] is None and doc["largest_fit"] is None
     assert [t["status"] for t in doc["trials"]] == ["over_cap"]
-    assert "no batch size fits: 8 peaked at" in result.stderr
-    assert "error:" in result.stderr and "Traceback" not in result.stderr
+    # ProbeError: one line on stderr (after the progress lines), exit 1, no traceback.
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("error: no batch size fits: 8 peaked at")
+    assert errors[0].endswith("or a higher --memory-fraction")
+    assert result.stderr.rstrip().splitlines()[-1] == errors[0]
+    assert "Traceback" not in result.stderr
     assert not (cache / "probe").exists()
 
 

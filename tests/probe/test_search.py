@@ -263,6 +263,14 @@ def test_empty_training_set_is_an_error(fake_device, probe_cfg, clock):
         run(fake_device(), probe_cfg(), clock, n_train=0)
 
 
+def test_probe_error_is_a_fintrain_error_importable_from_both_places():
+    import fintrain.probe
+    from fintrain import errors
+
+    assert ProbeError is errors.ProbeError is fintrain.probe.ProbeError
+    assert issubclass(ProbeError, errors.FintrainError) and ProbeError.exit_code == 1
+
+
 def test_progress_callbacks_see_every_trial_in_order(oom_errors, fake_device, probe_cfg, clock):
     events = []
     device = fake_device(fails_above=20, error=lambda b: oom_errors["cpu"]())

@@ -15,6 +15,7 @@ from fintrain.cli.common import (
     run_config,
     workspace,
 )
+from fintrain.errors import ProbeError
 
 if TYPE_CHECKING:
     from fintrain.probe import ProbeResult, Trial
@@ -108,7 +109,6 @@ def probe_batch(
         },
     )
     # Imported here so that other commands start without loading torch.
-    from fintrain.probe import ProbeError
     from fintrain.probe import probe_batch as probe_lib
     from fintrain.probe.search import format_bytes, format_share
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from fintrain.config import ProbeConfig
-from fintrain.errors import FintrainError
+from fintrain.errors import ProbeError  # re-exported: code imports it from here
 from fintrain.train.device import is_oom
 
 log = logging.getLogger(__name__)
@@ -30,10 +30,6 @@ StepFactory = Callable[[int], Callable[[], None]]
 # throughput nor the memory margin in a way a user would notice, and every extra trial is a full
 # model build plus warm-up (and possibly another out-of-memory on a machine that is swapping).
 BISECT_RESOLUTION = 16
-
-
-class ProbeError(FintrainError):
-    """No batch size fits on this device (or the probe cannot run)."""
 
 
 class MemoryMeter(Protocol):
