@@ -152,3 +152,48 @@ def test_bad_options_are_one_clear_line(workspace, cache, args, code, message):
     assert result.exit_code == code
     assert message in result.stderr
     assert result.stdout == ""
+
+
+def test_universe_probes_the_pooled_windows_and_train_finds_the_pick(workspace, cache, tmp_path):
+    # AAPL and IBM (offline samples, fetched and built by the probe) hold 1,906 training windows
+    # each. A batch of 2,000 exists only in their pooled training set, which is what
+    # `train --universe` trains on.
+    universe = tmp_path / "universe.txt"
+    universe.write_text("AAPL\nIBM  # a comment\n\n")
+    probed = probe(workspace, "--universe", str(universe), "--min-batch", "2000", "--max-batch", "2000",
+                   "--json")
+    assert probed.exit_code == 0, probed.output
+    doc = json.loads(probed.stdout)
+    assert doc["tickers"] == ["AAPL", "IBM"] and doc["n_train"] == 2 * 1906
+    assert [t["batch_size"] for t in doc["trials"]] == [2000] and doc["recommended"] == 2000
+    assert "fetching it from sample" in probed.stderr and "2 tickers (AAPL, IBM)" in probed.stderr
+
+    def planned(*args: str) -> dict:
+        result = fintrain(workspace, "train", "--config", str(workspace / "tiny.toml"), "--device", "cpu",
+                          *args, "--batch-size", "auto", "--dry-run", "--json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    plan = planned("--universe", str(universe))
+    assert plan["data"]["windows"]["train"] == doc["n_train"]
+    assert plan["batch_size"] == 2000 and plan["batch_size_origin"] == "probe-batch cache"
+    # The entry is per device and model, not per ticker list: one ticker's run (same model)
+    # finds it too, lowered to its smaller training set.
+    single = planned("--ticker", "MSFT")
+    assert single["batch_size"] == 1906 and single["batch_size_origin"] == "probe-batch cache"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--universe", "missing.txt"], "universe file not found"),
+        (["--universe", "universe.txt", "--ticker", "SPY"], "give TICKER or --universe, not both"),
+    ],
+)
+def test_bad_universe_is_one_clear_line(workspace, cache, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "universe.txt").write_text("AAPL\n")
+    result = probe(workspace, *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert result.stdout == ""

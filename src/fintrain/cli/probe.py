@@ -15,6 +15,7 @@ from fintrain.cli.common import (
     run_config,
     workspace,
 )
+from fintrain.cli.data import tickers_option
 from fintrain.errors import ProbeError
 
 if TYPE_CHECKING:
@@ -67,7 +68,8 @@ def render_trials(result: ProbeResult) -> Table:
 def probe_batch(
     ctx: typer.Context,
     config: Annotated[Path | None, typer.Option(help="TOML file holding a run configuration.")] = None,
-    ticker: Annotated[str | None, typer.Option(help="Ticker whose data shape to probe (default SPY).")] = None,
+    ticker: Annotated[str | None, typer.Option(help="Ticker, or several comma-separated, to probe on (default SPY).")] = None,
+    universe: Annotated[Path | None, typer.Option(help="File with one ticker per line (instead of --ticker): probe on their pooled windows, as `train --universe` trains.")] = None,
     source: Annotated[str | None, typer.Option(help="Where to fetch missing data: yahoo or sample.")] = None,
     tier: Annotated[str | None, typer.Option(help="Feature tier (default a20).")] = None,
     budget: Annotated[str | None, typer.Option(help="Parameter budget: 2m, 20m, 200m (default 2m).")] = None,
@@ -92,13 +94,16 @@ def probe_batch(
     --retime-rounds interleaved rounds (A B C, C B A), so a burst of other load during one
     size's trial cannot decide the pick. The pick is cached for `fintrain train --batch-size auto`.
 
+    With --universe FILE the probe runs on the pooled windows of the file's tickers, exactly
+    what `fintrain train --universe FILE` trains on.
+
     Example: fintrain probe-batch --tier a20 --budget 2m --device cpu --max-batch 256
     """
     ws = workspace(ctx)
     cfg = run_config(
         config,
         {
-            "data": {"ticker": ticker, "source": source},
+            "data": {"ticker": tickers_option(ticker, universe), "source": source},
             "features": {"tier": tier},
             "model": {"budget": budget},
             "split": {"context_len": context_len},
@@ -130,13 +135,17 @@ def probe_batch(
         run = probe_lib(ws.data_dir, cfg, notify=_notify, on_start=on_start, on_trial=on_trial,
                         on_retime=on_retime)
     result = run.result
+    tickers = cfg.data.tickers
+    named = ", ".join(tickers[:3]) + (", ..." if len(tickers) > 3 else "")
+    err_console.print(f"training set: {run.n_train:,} windows of {len(tickers)} ticker"
+                      f"{'s' if len(tickers) > 1 else ''} ({named})", style="dim", highlight=False)
     if result.retiming is not None:
         for f in result.retiming.finalists:
             rate = f.status if f.samples_per_s is None else f"{f.samples_per_s:,.1f} samples/s"
             err_console.print(f"  re-timed batch {f.batch_size:,}: {rate} (search: "
                               f"{f.search_samples_per_s or 0:,.1f})", highlight=False)
     if json_:
-        print_json(result.to_json())
+        print_json({**result.to_json(), "tickers": tickers, "n_train": run.n_train})
     else:
         out_console.print(render_trials(result))
     if result.recommended is None:
