@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from fintrain.config import load_config
+from fintrain.errors import ConfigError
 from fintrain.storage import utc_now
 from fintrain.train import run as run_lib
 from fintrain.train.checkpoint import load_checkpoint
@@ -407,3 +408,19 @@ def test_resume_refused_while_another_process_holds_the_run(cli, tmp_path, tiny_
     assert f"replacing the stale marker of pid {other.pid}" in caplog.text
     assert set(pids) == {os.getpid()} and outcome.summary["steps"] == 6
     assert not (run / "running.json").exists()
+
+
+def test_two_runs_given_one_name_at_once_the_later_is_refused(tmp_path, tiny_config, monkeypatch):
+    """The other process creates the folder while this one prepares its data."""
+    real_plan = run_lib.plan_run
+
+    def plan_while_another_starts(*args, **kwargs):
+        plan = real_plan(*args, **kwargs)
+        (tmp_path / "runs" / "same").mkdir(parents=True)
+        return plan
+
+    monkeypatch.setattr(run_lib, "plan_run", plan_while_another_starts)
+    with pytest.raises(ConfigError, match="run folder .*same exists"):
+        run_lib.start_run(_run_lib_config(tiny_config, max_steps=2), tmp_path / "data", tmp_path / "runs",
+                          run_name="same", live=False)
+    assert list((tmp_path / "runs" / "same").iterdir()) == []  # the other process's folder is left alone

@@ -345,6 +345,10 @@ def start_run(
 ) -> RunOutcome:
     """Train a new run in ``runs_dir/run_name``; an existing name is refused.
 
+    While it trains, ``running.json`` in the folder names this process (rank 0's under
+    torchrun), so that ``fintrain runs`` can tell it is running and a ``--resume`` of the same
+    folder is refused; see :mod:`fintrain.experiments.marker`.
+
     ``step_hook`` (called after each optimizer step) and ``monitor_factory`` (which opens the
     thermal monitor) are seams for tests; ``dist`` is this process's rank under torchrun.
     """
