@@ -20,6 +20,42 @@ settings.register_profile("dev", deadline=None, derandomize=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+# A run small enough to train in seconds on a shared CPU: MSFT's offline sample, a one-layer
+# d_model-16 PatchTST (a few thousand parameters), CPU, no thermal sensor.
+TINY_RUN: dict[str, dict[str, object]] = {
+    "data": {"ticker": "MSFT", "source": "sample", "start": "2008-01-01"},
+    "model": {"budget": "2m", "d_model": 16, "n_heads": 2, "n_layers": 1, "d_ff": 32},
+    "split": {"context_len": 32},
+    "train": {"epochs": 1, "batch_size": 64, "device": "cpu"},
+    "thermal": {"source": "none"},
+}
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return f'"{value}"'
+
+
+def tiny_run_toml(**sections: dict[str, object]) -> str:
+    """The TOML of ``TINY_RUN`` with each section's keys updated by ``sections``."""
+    merged = {name: dict(keys) for name, keys in TINY_RUN.items()}
+    for name, keys in sections.items():
+        merged.setdefault(name, {}).update(keys)
+    return "\n".join(
+        f"[{name}]\n" + "".join(f"{key} = {_toml_value(value)}\n" for key, value in keys.items())
+        for name, keys in merged.items()
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_toml():
+    """``tiny_run_toml``: a tiny offline run's TOML, sections overridden by keyword."""
+    return tiny_run_toml
+
+
 @pytest.fixture(autouse=True)
 def _clean_fintrain_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see the developer's own FINTRAIN_* settings."""

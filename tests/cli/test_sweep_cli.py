@@ -6,33 +6,11 @@ import json
 
 import pytest
 
-TINY = """
-[data]
-ticker = "MSFT"
-source = "sample"
-start = 2008-01-01
-
-[model]
-d_model = 16
-n_heads = 2
-n_layers = 1
-d_ff = 32
-
-[split]
-context_len = 32
-
-[train]
-epochs = 1
-batch_size = 64
-warmup_steps = 2
-device = "cpu"
-"""
-
 
 @pytest.fixture
-def tiny(tmp_path):
+def tiny(tmp_path, tiny_toml):
     path = tmp_path / "tiny.toml"
-    path.write_text(TINY)
+    path.write_text(tiny_toml(train={"warmup_steps": 2}))
     return path
 
 

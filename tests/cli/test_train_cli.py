@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import polars as pl
 import pytest
 import torch
 
@@ -23,40 +22,12 @@ from fintrain.storage import utc_now
 from fintrain.train import run as run_lib
 from fintrain.train.checkpoint import load_checkpoint
 
-TINY = """
-[data]
-ticker = "MSFT"
-source = "sample"
-start = 2008-01-01
-
-[model]
-budget = "2m"
-d_model = 16
-n_heads = 2
-n_layers = 1
-d_ff = 32
-dropout = 0.1
-
-[split]
-context_len = 32
-
-[train]
-epochs = 2
-batch_size = 64
-lr = 1e-3
-log_every = 5
-warmup_steps = 5
-device = "cpu"
-
-[thermal]
-source = "none"
-"""
-
 
 @pytest.fixture(scope="module")
-def tiny_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_config(tmp_path_factory: pytest.TempPathFactory, tiny_toml) -> Path:
     path = tmp_path_factory.mktemp("config") / "tiny.toml"
-    path.write_text(TINY)
+    path.write_text(tiny_toml(model={"dropout": 0.1},
+                              train={"epochs": 2, "lr": 1e-3, "log_every": 5, "warmup_steps": 5}))
     return path
 
 

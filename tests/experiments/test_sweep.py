@@ -15,40 +15,12 @@ from fintrain.experiments import sweep as sweep_lib
 from fintrain.experiments.marker import RunBusyError
 from fintrain.experiments.runs import list_runs
 
-# A few thousand parameters and four steps a cell: the sweep machinery is under test, not the model.
-TINY = """
-[data]
-ticker = "MSFT"
-source = "sample"
-start = 2008-01-01
-
-[model]
-d_model = 16
-n_heads = 2
-n_layers = 1
-d_ff = 32
-
-[split]
-context_len = 32
-
-[train]
-epochs = 1
-max_steps = 4
-batch_size = 64
-lr = 1e-3
-log_every = 2
-warmup_steps = 2
-device = "cpu"
-
-[thermal]
-source = "none"
-"""
-
 
 @pytest.fixture
-def tiny(tmp_path):
+def tiny(tmp_path, tiny_toml):
+    """Four steps a cell: the sweep machinery is under test, not the model."""
     path = tmp_path / "tiny.toml"
-    path.write_text(TINY)
+    path.write_text(tiny_toml(train={"max_steps": 4, "lr": 1e-3, "log_every": 2, "warmup_steps": 2}))
     return load_config(path, environ={})
 
 
