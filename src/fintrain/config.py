@@ -284,12 +284,12 @@ class ProbeConfig(Section):
     )
     finalists: int = Field(
         3, ge=1, le=8, description="After the search, this many of the fastest fitting sizes are "
-        "timed again back to back and the pick is the fastest by median step time, so a burst of "
-        "load during one size's trial cannot decide it; 1 turns the re-timing off."
+        "timed again in interleaved rounds and the pick is the fastest by the median of its "
+        "measurements, so a burst of load during one size's trial cannot decide it; 1: no re-timing."
     )
     retime_rounds: int = Field(
         2, ge=1, le=10, description="Rounds of the re-timing; each gives every finalist a fresh "
-        "model, a warm-up and `steps` timed steps, in an order reversed every round (A B C, C B A)."
+        "model, a warm-up and one timed step, in an order reversed every round (A B C, C B A)."
     )
 
     @model_validator(mode="after")

@@ -58,8 +58,9 @@ def test_each_trial_trains_a_fresh_model_on_full_batches():
     assert len({id(m) for m, _ in built}) == 3 + 2 * 3
     for model, initial in built:
         assert any(not torch.equal(p, q) for p, q in zip(model.parameters(), initial))
-    search = [8] * 3 + [16] * 3 + [32] * 3
-    assert windows.gathered == search + search + search[::-1]
+    # The search: a warm-up and 2 steps per size; each re-timing visit: a warm-up and 1 step.
+    visits = [8] * 2 + [16] * 2 + [32] * 2
+    assert windows.gathered == [8] * 3 + [16] * 3 + [32] * 3 + visits + visits[::-1]
     assert {f.batch_size for f in result.retiming.finalists} == {8, 16, 32}
 
 

@@ -31,6 +31,12 @@ StepFactory = Callable[[int], Callable[[], None]]
 # model build plus warm-up (and possibly another out-of-memory on a machine that is swapping).
 BISECT_RESOLUTION = 16
 
+# Timed steps per re-timing visit (after its warm-up). The visits' value is in their number and
+# their interleaving, not their length: one step each keeps two rounds of three finalists
+# within about the search's own time even when the finalists are its three largest sizes (the
+# search spends 1 + steps step-times on every size, and sizes double).
+RETIME_STEPS = 1
+
 
 class MemoryMeter(Protocol):
     """Reads a device's memory for the probe: its budget and each trial's peak."""
@@ -97,11 +103,11 @@ class Finalist:
     Attributes:
         batch_size: samples per step.
         search_samples_per_s: what its trial in the search measured.
-        samples_per_s: batch size / median of all its step times, the search's and the
-            re-timing's (None when it failed in the re-timing).
+        samples_per_s: batch size / the median of its measurements: the search's median step
+            time and each re-timing visit's step time (None when it failed in the re-timing).
         status: ``ok``, or ``oom`` / ``over_cap`` when a re-timing visit ran out of memory or
             peaked above the cap (it is then out of the running).
-        step_seconds: the re-timing's step times, in the order run (warm-ups excluded).
+        step_seconds: the re-timing visits' step times, in the order run (warm-ups excluded).
     """
 
     batch_size: int
@@ -308,11 +314,12 @@ def search_batch_size(
     meter.start()
     trials: list[Trial] = []
 
-    def measure(size: int) -> tuple[TrialStatus, tuple[float, ...], int | None]:
-        """One fresh model at ``size``: its status, step times and peak; memory released."""
+    def measure(size: int, steps: int) -> tuple[TrialStatus, tuple[float, ...], int | None]:
+        """One fresh model at ``size``, ``steps`` timed steps: status, step times and peak; memory
+        released."""
         failed = False
         try:
-            times, peak = run_trial(size, make_step, meter, cfg.steps, clock)
+            times, peak = run_trial(size, make_step, meter, steps, clock)
         except Exception as exc:
             if not is_oom(exc):
                 raise
@@ -330,7 +337,7 @@ def search_batch_size(
     def attempt(size: int) -> Trial:
         if on_start is not None:
             on_start(size)
-        status, times, peak = measure(size)
+        status, times, peak = measure(size, cfg.steps)
         if status == "oom":
             trial = Trial(size, "oom", None, None)
         else:
@@ -385,7 +392,7 @@ def finalists_of(trials: list[Trial], count: int) -> list[Trial]:
 def retime(
     trials: list[Trial],
     cfg: ProbeConfig,
-    measure: Callable[[int], tuple[TrialStatus, tuple[float, ...], int | None]],
+    measure: Callable[[int, int], tuple[TrialStatus, tuple[float, ...], int | None]],
     clock: Callable[[], float] = time.perf_counter,
     on_retime: Callable[[int, int], None] | None = None,
 ) -> Retiming | None:
@@ -396,16 +403,16 @@ def retime(
     and a rival look fastest. The ``cfg.finalists`` fastest sizes are therefore visited again in
     ``cfg.retime_rounds`` rounds, in ascending size and reversed every other round (A B C,
     C B A), so a load that rises or falls through the re-timing hits every finalist alike. Each
-    visit is a fresh model, a warm-up and ``cfg.steps`` timed steps, exactly like a trial (no
-    two finalists' models are alive at once, so memory is what the search measured). A
-    finalist's samples/s is its size over the median of all its step times, the search's and
-    the re-timing's: with the default two rounds that is three measurements, so one disturbed
-    one is outvoted.
+    visit is a fresh model, a warm-up and one timed step (no two finalists' models are alive at
+    once, so memory is what the search measured). A finalist's samples/s is its size over the
+    median of its measurements: the search's median step and each visit's step. With the
+    default two rounds that is three measurements, so one disturbed by other load is outvoted.
 
     Args:
         trials: the search's trials.
-        cfg: the probe settings (``finalists``, ``retime_rounds``, ``steps``).
-        measure: runs one fresh model at a size: its status, step times and peak memory.
+        cfg: the probe settings (``finalists``, ``retime_rounds``).
+        measure: runs one fresh model at a size for a number of timed steps: its status, step
+            times and peak memory.
         clock: seconds, monotonic (for the re-timing's duration).
         on_retime: called with the size and the round (from 1) before each visit.
 
@@ -428,7 +435,7 @@ def retime(
                 continue
             if on_retime is not None:
                 on_retime(size, round_index + 1)
-            status, step_times, _peak = measure(size)
+            status, step_times, _peak = measure(size, RETIME_STEPS)
             ran.append(size)
             if status != "ok":
                 # The machine's memory changed since the search (another process took some):
@@ -444,8 +451,10 @@ def retime(
         if size in failed:
             finalists.append(Finalist(size, trial.samples_per_s, None, failed[size], tuple(times[size])))
         else:
-            pooled = tuple(trial.step_seconds) + tuple(times[size])
-            finalists.append(Finalist(size, trial.samples_per_s, _throughput(size, pooled), "ok",
+            # One value per measurement, the search's (the median of its steps) and each
+            # visit's, so that each counts once however many steps it timed.
+            measured = (statistics.median(trial.step_seconds), *times[size])
+            finalists.append(Finalist(size, trial.samples_per_s, _throughput(size, measured), "ok",
                                       tuple(times[size])))
     return Retiming(cfg.retime_rounds, tuple(order), tuple(finalists), clock() - t0)
 
