@@ -355,10 +355,10 @@ def fit(
         return state.bad_epochs >= cfg.patience
 
     epoch_sum = torch.zeros((), device=device)
-    epoch_n = [0]
+    epoch_n = 0  # samples in epoch_sum (read by epoch_loss)
 
     def epoch_loss() -> float | None:
-        total, n = dist.sum(epoch_sum, torch.tensor(float(epoch_n[0]), device=device))
+        total, n = dist.sum(epoch_sum, torch.tensor(float(epoch_n), device=device))
         return float(total) / float(n) if float(n) else None
 
     last_status = None
@@ -399,7 +399,7 @@ def fit(
             order = train.batch_indices(batch_size, shuffle=True, seed=cfg.seed, epoch=state.epoch)
             if state.batch_in_epoch == 0:
                 epoch_sum.zero_()
-                epoch_n[0] = 0
+                epoch_n = 0
             log_sum = torch.zeros((), device=device)
             log_n = 0
             t_log = clock()
@@ -458,7 +458,7 @@ def fit(
                               "thermal/temp_c": last_status.temp_c if last_status else None,
                               "thermal/paused": 0, "time_s": state.train_seconds}, state.step)
                     epoch_sum.add_(log_sum)
-                    epoch_n[0] += log_n
+                    epoch_n += log_n
                     log_sum.zero_()
                     log_n = 0
                     samples_since_log = 0
