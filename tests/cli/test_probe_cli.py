@@ -105,6 +105,15 @@ def test_train_batch_size_auto_uses_the_probe(workspace, cache):
     other = fintrain(workspace, "train", "--config", str(workspace / "tiny.toml"), "--device", "cpu",
                      "--context-len", "30", "--batch-size", "auto", "--dry-run", "--json")
     assert json.loads(other.stdout)["batch_size_origin"].startswith("default")
+    # So is another precision: a bf16 run is not handed the fp32 pick, until it is probed.
+    bf16 = ("train", "--config", str(workspace / "tiny.toml"), "--device", "cpu", "--precision", "bf16",
+            "--batch-size", "auto", "--dry-run", "--json")
+    assert json.loads(fintrain(workspace, *bf16).stdout)["batch_size_origin"].startswith("default")
+    probed = probe(workspace, "--precision", "bf16", "--min-batch", "4", "--max-batch", "8", "--json")
+    assert probed.exit_code == 0, probed.output
+    planned = json.loads(fintrain(workspace, *bf16).stdout)
+    assert planned["batch_size"] == json.loads(probed.stdout)["recommended"]
+    assert planned["batch_size_origin"] == "probe-batch cache"
 
 
 def test_table_and_recommendation(workspace, cache):

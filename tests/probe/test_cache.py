@@ -81,3 +81,12 @@ def test_cache_folder_defaults_to_the_user_cache(monkeypatch):
     monkeypatch.delenv("FINTRAIN_CACHE_DIR", raising=False)
     assert cache_dir() == platformdirs.user_cache_path("fintrain")
 
+
+
+def test_precision_is_part_of_the_key(cache_dir):
+    store_result(CPU, model(), result(recommended=512), n_train=5000, precision="bf16")
+    assert lookup_batch_size(CPU, model()) is None  # an fp32 run does not take a bf16 pick
+    assert lookup_batch_size(CPU, model(), precision="bf16") == 512
+    store_result(CPU, model(), result(recommended=128), n_train=5000)
+    assert lookup_batch_size(CPU, model()) == 128
+    assert lookup_batch_size(CPU, model(), precision="bf16") == 512

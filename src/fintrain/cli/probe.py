@@ -75,6 +75,7 @@ def probe_batch(
     budget: Annotated[str | None, typer.Option(help="Parameter budget: 2m, 20m, 200m (default 2m).")] = None,
     context_len: Annotated[int | None, typer.Option(help="Rows in one input window (default 60).")] = None,
     device: Annotated[str | None, typer.Option(help="auto, mps, cuda or cpu (default auto).")] = None,
+    precision: Annotated[str | None, typer.Option(help="fp32 or bf16 (autocast), as `train --precision` will run (default fp32).")] = None,
     min_batch: Annotated[int | None, typer.Option(help="First batch size tried (default 8).")] = None,
     max_batch: Annotated[int | None, typer.Option(help="Largest batch size tried (default 4096).")] = None,
     search: Annotated[str | None, typer.Option(help="power (doubling) or binsearch (then bisect); default power.")] = None,
@@ -92,7 +93,8 @@ def probe_batch(
     (--memory-fraction of the GPU's memory, of MPS's recommended maximum, or of the machine's
     available memory on CPU). The --finalists fastest sizes are then timed again in
     --retime-rounds interleaved rounds (A B C, C B A), so a burst of other load during one
-    size's trial cannot decide the pick. The pick is cached for `fintrain train --batch-size auto`.
+    size's trial cannot decide the pick. The pick is cached for `fintrain train --batch-size auto`
+    with the same device, model and --precision (a bf16 probe is not used for an fp32 run).
 
     With --universe FILE the probe runs on the pooled windows of the file's tickers, exactly
     what `fintrain train --universe FILE` trains on.
@@ -107,7 +109,7 @@ def probe_batch(
             "features": {"tier": tier},
             "model": {"budget": budget},
             "split": {"context_len": context_len},
-            "train": {"device": device},
+            "train": {"device": device, "precision": precision},
             "probe": {"min_batch": min_batch, "max_batch": max_batch, "search": search,
                       "steps": steps, "memory_fraction": memory_fraction, "finalists": finalists,
                       "retime_rounds": retime_rounds},

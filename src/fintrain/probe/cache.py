@@ -39,36 +39,38 @@ def cache_dir() -> Path:
     return Path(override) if override else Path(platformdirs.user_cache_dir("fintrain"))
 
 
-def cache_key(device: torch.device, model_cfg: ModelConfig) -> dict[str, Any]:
+def cache_key(device: torch.device, model_cfg: ModelConfig, precision: str = "fp32") -> dict[str, Any]:
     """What a cached result depends on: the device's name, the full model config (which holds
-    the data shape: context_len and n_channels) and the torch version (kernels and allocators
+    the data shape: context_len and n_channels), the training precision (bf16 autocast holds
+    larger batches and runs at another speed) and the torch version (kernels and allocators
     change between releases)."""
     return {
         "schema": CACHE_SCHEMA,
         "device": device_label(device),
         "model": model_cfg.model_dump(mode="json"),
+        "precision": precision,
         "torch": torch.__version__,
     }
 
 
-def cache_path(device: torch.device, model_cfg: ModelConfig) -> Path:
-    """The file a result for this device and model config lives in."""
-    canonical = json.dumps(cache_key(device, model_cfg), sort_keys=True, separators=(",", ":"))
+def cache_path(device: torch.device, model_cfg: ModelConfig, precision: str = "fp32") -> Path:
+    """The file a result for this device, model config and precision lives in."""
+    canonical = json.dumps(cache_key(device, model_cfg, precision), sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:24]
     return cache_dir() / "probe" / f"{digest}.json"
 
 
 def store_result(
-    device: torch.device, model_cfg: ModelConfig, result: ProbeResult, n_train: int | None
+    device: torch.device, model_cfg: ModelConfig, result: ProbeResult, n_train: int | None, precision: str = "fp32"
 ) -> Path | None:
     """Cache a probe's result; returns the file, or None when nothing fit (nothing to reuse)."""
     if result.recommended is None:
         return None
-    path = cache_path(device, model_cfg)
+    path = cache_path(device, model_cfg, precision)
     atomic_write_json(
         path,
         {
-            "key": cache_key(device, model_cfg),
+            "key": cache_key(device, model_cfg, precision),
             "created_at": utc_now(),
             "n_train": n_train,
             "result": result.to_json(),
@@ -77,9 +79,9 @@ def store_result(
     return path
 
 
-def read_entry(device: torch.device, model_cfg: ModelConfig) -> dict[str, Any] | None:
+def read_entry(device: torch.device, model_cfg: ModelConfig, precision: str = "fp32") -> dict[str, Any] | None:
     """The cached document for this key, or None (missing, unreadable or not this key)."""
-    path = cache_path(device, model_cfg)
+    path = cache_path(device, model_cfg, precision)
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -88,16 +90,16 @@ def read_entry(device: torch.device, model_cfg: ModelConfig) -> dict[str, Any] |
         # A damaged cache costs a default batch size, never a failed training run.
         log.warning("ignoring unreadable probe cache %s: %s", path, exc)
         return None
-    if not isinstance(document, dict) or document.get("key") != cache_key(device, model_cfg):
+    if not isinstance(document, dict) or document.get("key") != cache_key(device, model_cfg, precision):
         log.warning("ignoring probe cache %s: it was written for another key", path)
         return None
     return document
 
 
 def lookup_batch_size(
-    device: torch.device, model_cfg: ModelConfig, n_train: int | None = None
+    device: torch.device, model_cfg: ModelConfig, n_train: int | None = None, precision: str = "fp32"
 ) -> int | None:
-    """The cached recommended batch size for this device, model config and data shape.
+    """The cached recommended batch size for this device, model config, data shape and precision.
 
     Args:
         device: the device training will run on.
@@ -105,12 +107,13 @@ def lookup_batch_size(
             data shape).
         n_train: the training set's size; a cached size above it is lowered to it (a batch
             cannot hold more samples than the training set has).
+        precision: fp32 or bf16, as training will run (a bf16 probe says nothing about fp32).
 
     Returns:
         The batch size, or None when no probe result is cached (run ``fintrain probe-batch``;
         ``DEFAULT_BATCH_SIZE`` is the fallback).
     """
-    document = read_entry(device, model_cfg)
+    document = read_entry(device, model_cfg, precision)
     if document is None:
         return None
     result = document.get("result")

@@ -140,5 +140,5 @@ def probe_batch(
         on_trial=on_trial,
         on_retime=on_retime,
     )
-    cache_file = store_result(device, model_cfg, result, n_train)
+    cache_file = store_result(device, model_cfg, result, n_train, cfg.train.precision)
     return ProbeRun(result, model_cfg, n_train, cache_file)

@@ -131,7 +131,7 @@ def resolve_batch_size(cfg: RunConfig, device: torch.device, model_cfg: ModelCon
         return int(cfg.train.batch_size), "configured"
     from fintrain.probe import DEFAULT_BATCH_SIZE, lookup_batch_size
 
-    cached = lookup_batch_size(device, model_cfg, n_train)
+    cached = lookup_batch_size(device, model_cfg, n_train, cfg.train.precision)
     if cached is not None:
         return cached, "probe-batch cache"
     return DEFAULT_BATCH_SIZE, "default (run `fintrain probe-batch` to measure this machine)"
