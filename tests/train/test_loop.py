@@ -121,3 +121,17 @@ def test_fit_shows_each_new_thermal_sample_at_once_and_logs_the_mean_loss(tmp_pa
     first = [r for r in train if r["epoch"] == 0]
     assert [r["step"] for r in first] == [5, 8]
     assert epochs[0]["train/loss"] == pytest.approx((first[0]["train/loss"] * 40 + first[1]["train/loss"] * 24) / 64)
+
+
+def test_resuming_with_another_number_of_ranks_takes_rank_0s_rng_and_says_so(caplog):
+    from fintrain.train.distributed import Distributed
+    from fintrain.train.loop import _rank_rng
+
+    checkpoint = {"rng": {"cpu": "rank 0"}, "rng_ranks": [{"cpu": "rank 0"}, {"cpu": "rank 1"}]}
+    assert _rank_rng(checkpoint, Distributed(rank=1, world_size=2)) == {"cpu": "rank 1"}
+    assert caplog.records == []
+    assert _rank_rng(checkpoint, Distributed()) == {"cpu": "rank 0"}
+    assert "saved by 2 rank(s) and is resumed by 1" in caplog.text
+    older = {"rng": {"cpu": "rank 0"}}  # written before rng_ranks existed
+    caplog.clear()
+    assert _rank_rng(older, Distributed()) == {"cpu": "rank 0"} and caplog.records == []

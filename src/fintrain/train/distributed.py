@@ -60,6 +60,14 @@ class Distributed:
         torch_dist.all_reduce(code, op=torch_dist.ReduceOp.MAX)
         return int(code.item())
 
+    def gather(self, obj: Any) -> list[Any] | None:
+        """Every rank's picklable object, in rank order, on rank 0 (None on the others)."""
+        if not self.enabled:
+            return [obj]
+        out: list[Any] | None = [None] * self.world_size if self.is_main else None
+        torch_dist.gather_object(obj, out, dst=0)
+        return out
+
     def broadcast(self, obj: Any) -> Any:
         """Rank 0's value of a picklable object, on every rank."""
         if not self.enabled:

@@ -26,8 +26,21 @@ from fintrain.config import TrainConfig
 from fintrain.errors import FintrainError
 from fintrain.tracking.sink import MetricSink
 from fintrain.train.checkpoint import BEST, LAST, save_checkpoint
-from fintrain.train.device import memory_in_use, rng_state, set_rng_state, synchronize
-from fintrain.train.distributed import INTERRUPT, PAUSE, RUN, STOP, Distributed, wrap_model
+from fintrain.train.device import (
+    manual_seed_all,
+    memory_in_use,
+    rng_state,
+    set_rng_state,
+    synchronize,
+)
+from fintrain.train.distributed import (
+    INTERRUPT,
+    PAUSE,
+    RUN,
+    STOP,
+    Distributed,
+    wrap_model,
+)
 from fintrain.train.metrics import is_classification, primary_metric, task_metrics
 
 log = logging.getLogger(__name__)
@@ -228,9 +241,22 @@ class Checkpointer:
     folder: Path
     extra: dict[str, Any]
 
-    def save(self, name: str, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, state: FitState) -> Path:
-        """Save model, optimizer, scheduler, progress and RNG states."""
+    def save(
+        self,
+        name: str,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        state: FitState,
+        rng_ranks: list[dict[str, Any]] | None = None,
+    ) -> Path:
+        """Save model, optimizer, scheduler, progress and RNG states.
+
+        ``rng_ranks`` holds every rank's RNG state under torchrun (``rng`` is this process's),
+        so that each rank of a resumed run draws the dropout masks it would have drawn.
+        """
         path = self.folder / name
+        rng = rng_state()
         save_checkpoint(
             path,
             {
@@ -240,7 +266,8 @@ class Checkpointer:
                 "state": state.to_dict(),
                 "step": state.step,
                 "epoch": state.epoch,
-                "rng": rng_state(),
+                "rng": rng,
+                "rng_ranks": rng_ranks if rng_ranks is not None else [rng],
                 **self.extra,
             },
         )
@@ -314,9 +341,13 @@ def fit(
         optimizer.load_state_dict(resume["optimizer"])
         scheduler.load_state_dict(resume["scheduler"])
         state = FitState.from_dict(resume["state"])
-        set_rng_state(resume["rng"])
+        set_rng_state(_rank_rng(resume, dist))
         sink.log({"kind": "event", "event": "resumed", "epoch": state.epoch, "step": state.step,
                   "message": f"resumed at step {state.step} (epoch {state.epoch + 1})"}, state.step)
+    elif dist.rank > 0:
+        # Every rank was seeded alike (for identical initial weights); from here each draws its
+        # own dropout masks, as one process over the whole batch would, not rank 0's again.
+        manual_seed_all((cfg.seed + (dist.rank << 32)) % 2**64)
     metric = primary_metric(task)
     result = FitResult(state=state, steps_per_epoch=steps_per_epoch)
     model.train()
@@ -327,8 +358,9 @@ def fit(
         sink.log(record, state.step)
 
     def save_last(reason: str) -> None:
+        rng_ranks = dist.gather(rng_state())  # every rank calls this at the same step
         if dist.is_main:
-            path = checkpointer.save(LAST, model, optimizer, scheduler, state)
+            path = checkpointer.save(LAST, model, optimizer, scheduler, state, rng_ranks)
             event("checkpoint", f"saved {path.name} at step {state.step} ({reason})", path=str(path))
 
     def validate_and_save() -> bool:
@@ -349,8 +381,11 @@ def fit(
                   "time_s": state.train_seconds}
         result.history.append(record)
         sink.log(record, state.step)
+        # Gathered on every rank whether or not it improved, so no rank waits in a collective
+        # that another skipped.
+        rng_ranks = dist.gather(rng_state())
         if improved and dist.is_main:
-            path = checkpointer.save(BEST, model, optimizer, scheduler, state)
+            path = checkpointer.save(BEST, model, optimizer, scheduler, state, rng_ranks)
             event("best", f"new best validation loss {state.best_val:.5f}", path=str(path))
         return state.bad_epochs >= cfg.patience
 
@@ -484,6 +519,18 @@ def fit(
 
 
 ACTION_CODES = {"run": RUN, "pause": PAUSE, "stop": STOP}
+
+
+def _rank_rng(checkpoint: dict[str, Any], dist: Distributed) -> dict[str, Any]:
+    """This rank's RNG state from a checkpoint: its own when the number of ranks is unchanged."""
+    ranks = checkpoint.get("rng_ranks")
+    if ranks is not None and len(ranks) == dist.world_size:
+        return ranks[dist.rank]
+    if dist.enabled or (ranks is not None and len(ranks) > 1):
+        log.warning("the checkpoint was saved by %s rank(s) and is resumed by %d: every rank "
+                    "takes rank 0's RNG state, so dropout draws differ from an uninterrupted run",
+                    len(ranks) if ranks is not None else "an unknown number of", dist.world_size)
+    return checkpoint["rng"]
 
 
 def _fmt_temp(value: float | None) -> str:

@@ -1,0 +1,85 @@
+"""One rank of a tiny DDP training run, for tests/train/test_distributed.py (run under torchrun).
+
+    python -m torch.distributed.run --standalone --nproc-per-node 2 ddp_fit_worker.py \
+        MODE CHECKPOINT_DIR WEIGHTS_OUT
+
+MODE is ``full`` (train to the end), ``interrupt`` (rank 0 gets a Ctrl-C after step 11, so
+every rank stops there and ``last.pt`` is saved) or ``resume`` (continue from ``last.pt``). Rank 0
+writes the final weights to WEIGHTS_OUT.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import polars as pl
+import torch
+from torch import nn
+
+from fintrain.config import TrainConfig
+from fintrain.dataset import WindowSet
+from fintrain.train.checkpoint import load_checkpoint
+from fintrain.train.distributed import from_environment, shutdown
+from fintrain.train.loop import Checkpointer, TrainingStopped, fit
+
+STOP_AT = 11
+
+
+class NullSink:
+    def log(self, record, step):
+        pass
+
+    def close(self):
+        pass
+
+
+class DropoutNet(nn.Module):
+    """Dropout makes the result depend on each rank's RNG stream."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Linear(3, 16)
+        self.drop = nn.Dropout(0.5)
+        self.out = nn.Linear(16, 1)
+
+    def forward(self, x):  # (B, L, C) -> (B, 1)
+        return self.out(self.drop(torch.relu(self.hidden(x[:, -1]))))
+
+
+def split(n: int, seed: int) -> WindowSet:
+    generator = torch.Generator().manual_seed(seed)
+    features = torch.randn(n + 7, 3, generator=generator)
+    labels = (torch.rand(n + 7, generator=generator) > 0.5).float()
+    return WindowSet(features, labels, torch.arange(7, n + 7), context_len=8, dates=pl.Series(range(n)))
+
+
+def main() -> None:
+    mode, folder, weights_out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    torch.set_num_threads(1)
+    dist = from_environment()
+    try:
+        torch.manual_seed(0)  # identical initial weights on every rank, as build_model does
+        model = DropoutNet()
+        cfg = TrainConfig(epochs=3, log_every=4, warmup_steps=0, checkpoint_every=1000, lr=1e-2)
+        resume = load_checkpoint(folder / "last.pt") if mode == "resume" else None
+
+        def interrupt(state):
+            if state.step == STOP_AT:
+                signal.raise_signal(signal.SIGINT)
+
+        hook = interrupt if mode == "interrupt" and dist.is_main else None
+        try:
+            fit(model, split(64, 1), split(32, 2), cfg, "direction", NullSink(), Checkpointer(folder, {}),
+                batch_size=8, resume=resume, step_hook=hook, dist=dist)
+        except TrainingStopped as stopped:
+            assert stopped.exit_code == 130 and mode == "interrupt"
+        if dist.is_main:
+            torch.save(model.state_dict(), weights_out)
+    finally:
+        shutdown(dist)
+
+
+if __name__ == "__main__":
+    main()
