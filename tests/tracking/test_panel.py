@@ -108,17 +108,23 @@ def test_eta_comes_from_status_records_before_the_first_log_step(info, rec):
     assert "2/30" in text and "ETA 56s" in text
 
 
-def test_log_only_stores_and_rendering_happens_on_the_panels_thread(info, rec):
-    console = Console(record=True, width=100, force_terminal=True)
-    panel = LivePanel(info, console=console, refresh_per_second=50)
+def recorded_renders(panel: LivePanel) -> list[str]:
+    """The name of the thread of each ``render`` call from now on (appended as they happen)."""
     threads: list[str] = []
     render = panel.render
 
-    def counting_render():
+    def recording_render():
         threads.append(threading.current_thread().name)
         return render()
 
-    panel.render = counting_render  # type: ignore[method-assign]
+    panel.render = recording_render  # type: ignore[method-assign]
+    return threads
+
+
+def test_log_only_stores_and_rendering_happens_on_the_panels_thread(info, rec):
+    console = Console(record=True, width=100, force_terminal=True)
+    panel = LivePanel(info, console=console, refresh_per_second=50)
+    threads = recorded_renders(panel)
     for step in range(1, 21):  # before start: nothing is drawn
         panel.log(rec.train(step, 0.7), step)
         panel.log(rec.status(), step)
@@ -139,14 +145,7 @@ def test_log_only_stores_and_rendering_happens_on_the_panels_thread(info, rec):
 def test_an_unchanged_panel_is_not_redrawn(info, rec):
     console = Console(record=True, width=100, force_terminal=True)
     panel = LivePanel(info, console=console, refresh_per_second=50)
-    renders: list[int] = []
-    render = panel.render
-
-    def counting_render():
-        renders.append(1)
-        return render()
-
-    panel.render = counting_render  # type: ignore[method-assign]
+    renders = recorded_renders(panel)
     with panel:
         at_start = len(renders)
         threading.Event().wait(0.3)  # 15 redraw slots, nothing logged
