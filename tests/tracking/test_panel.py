@@ -101,7 +101,7 @@ def test_a_resumed_run_starts_at_its_step_without_a_bogus_eta(info, rec):
 
 def test_eta_comes_from_status_records_before_the_first_log_step(info, rec):
     panel = LivePanel(info)
-    panel.log(rec.status(time_s=0.0), 0)
+    panel.log(rec.status(time_s=0.00002), 0)  # the status before the first step
     assert "ETA --" in text_of(panel)
     panel.log(rec.status(time_s=4.0), 2)  # 2 steps in 4 s; 28 to go
     text = text_of(panel)
@@ -159,3 +159,35 @@ def test_an_unchanged_panel_is_not_redrawn(info, rec):
         threading.Event().wait(0.2)
         assert len(renders) == at_start + 1, "one redraw for one change"
     assert "5/30" in console.export_text()
+
+
+def test_a_failed_redraw_is_logged_once_and_the_next_change_is_drawn(info, rec, caplog):
+    console = Console(record=True, width=100, force_terminal=True)
+    panel = LivePanel(info, console=console, refresh_per_second=50)
+    render = panel.render
+    calls = {"n": 0, "failing": False}
+
+    def flaky_render():
+        calls["n"] += 1
+        if calls["failing"]:
+            calls["failing"] = False
+            raise ValueError("a drawing bug")
+        return render()
+
+    panel.render = flaky_render  # type: ignore[method-assign]
+    with panel:
+        calls["failing"] = True
+        panel.log(rec.train(5, 0.7), 5)
+        for _ in range(100):
+            if not calls["failing"]:
+                break
+            threading.Event().wait(0.02)
+        panel.log(rec.train(17, 0.6), 17)
+        drawn_before = calls["n"]
+        for _ in range(100):
+            if calls["n"] > drawn_before:
+                break
+            threading.Event().wait(0.02)
+        assert calls["n"] > drawn_before, "the thread survived and drew the next change"
+    assert "drawing the live panel failed" in caplog.text and caplog.text.count("a drawing bug") >= 1
+    assert "17/30" in console.export_text()
