@@ -60,12 +60,16 @@ class Distributed:
         torch_dist.all_reduce(code, op=torch_dist.ReduceOp.MAX)
         return int(code.item())
 
-    def gather(self, obj: Any) -> list[Any] | None:
-        """Every rank's picklable object, in rank order, on rank 0 (None on the others)."""
+    def all_gather(self, obj: Any) -> list[Any]:
+        """Every rank's picklable object, in rank order, on every rank.
+
+        All ranks receive, not only rank 0: with a one-way gather a rank could leave the
+        process group while its send was still in flight, and gloo aborts such a process.
+        """
         if not self.enabled:
             return [obj]
-        out: list[Any] | None = [None] * self.world_size if self.is_main else None
-        torch_dist.gather_object(obj, out, dst=0)
+        out: list[Any] = [None] * self.world_size
+        torch_dist.all_gather_object(out, obj)
         return out
 
     def broadcast(self, obj: Any) -> Any:

@@ -358,7 +358,7 @@ def fit(
         sink.log(record, state.step)
 
     def save_last(reason: str) -> None:
-        rng_ranks = dist.gather(rng_state())  # every rank calls this at the same step
+        rng_ranks = dist.all_gather(rng_state())  # every rank calls this at the same step
         if dist.is_main:
             path = checkpointer.save(LAST, model, optimizer, scheduler, state, rng_ranks)
             event("checkpoint", f"saved {path.name} at step {state.step} ({reason})", path=str(path))
@@ -383,7 +383,7 @@ def fit(
         sink.log(record, state.step)
         # Gathered on every rank whether or not it improved, so no rank waits in a collective
         # that another skipped.
-        rng_ranks = dist.gather(rng_state())
+        rng_ranks = dist.all_gather(rng_state())
         if improved and dist.is_main:
             path = checkpointer.save(BEST, model, optimizer, scheduler, state, rng_ranks)
             event("best", f"new best validation loss {state.best_val:.5f}", path=str(path))
