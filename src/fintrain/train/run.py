@@ -459,46 +459,28 @@ def resume_run(
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir, overrides or {})
     with _holding(run_dir, dist):
-        return _resume_held(run_dir, data_dir, cfg, overrides, live=live, console=console, notify=notify,
-                            step_hook=step_hook, monitor_factory=monitor_factory, dist=dist)
-
-
-def _resume_held(
-    run_dir: Path,
-    data_dir: Path,
-    cfg: RunConfig,
-    overrides: dict[str, Any] | None,
-    *,
-    live: bool,
-    console: Console | None,
-    notify: Callable[[str], None],
-    step_hook: Callable[[FitState], None] | None,
-    monitor_factory: MonitorFactory,
-    dist: Distributed,
-) -> RunOutcome:
-    """``resume_run`` once this process holds the folder's marker."""
-    last_path = run_dir / CHECKPOINT_DIR / LAST
-    if not last_path.is_file():
-        raise CheckpointError(f"{run_dir} has no {CHECKPOINT_DIR}/{LAST} to resume from; start a new run")
-    checkpoint = load_checkpoint(last_path)
-    state = FitState.from_dict(checkpoint["state"])
-    extended = _extends(cfg, state)
-    if state.done and not extended and (run_dir / "summary.json").is_file():
-        return RunOutcome(run_dir, json.loads((run_dir / "summary.json").read_text()), already_finished=True)
-    if extended:
-        checkpoint["state"] = {**checkpoint["state"], "done": False, "stop_reason": ""}
-    if overrides and dist.is_main:
-        atomic_write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
-    plan = plan_run(cfg, data_dir, notify, dist)
-    if plan.prepared.data_md5()["features"] != checkpoint["data_md5"]["features"]:
-        raise CheckpointError(
-            f"the feature file changed since this run's checkpoint (md5 "
-            f"{checkpoint['data_md5']['features'][:12]} then, {plan.prepared.data_md5()['features'][:12]} "
-            "now); resuming would train on different data: start a new run instead"
-        )
-    summary = _execute(plan, run_dir, resume=checkpoint, live=live, console=console, notify=notify,
-                       step_hook=step_hook, monitor_factory=monitor_factory, dist=dist)
-    return RunOutcome(run_dir, summary)
+        last_path = run_dir / CHECKPOINT_DIR / LAST
+        if not last_path.is_file():
+            raise CheckpointError(f"{run_dir} has no {CHECKPOINT_DIR}/{LAST} to resume from; start a new run")
+        checkpoint = load_checkpoint(last_path)
+        state = FitState.from_dict(checkpoint["state"])
+        extended = _extends(cfg, state)
+        if state.done and not extended and (run_dir / "summary.json").is_file():
+            return RunOutcome(run_dir, json.loads((run_dir / "summary.json").read_text()), already_finished=True)
+        if extended:
+            checkpoint["state"] = {**checkpoint["state"], "done": False, "stop_reason": ""}
+        if overrides and dist.is_main:
+            atomic_write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
+        plan = plan_run(cfg, data_dir, notify, dist)
+        if plan.prepared.data_md5()["features"] != checkpoint["data_md5"]["features"]:
+            raise CheckpointError(
+                f"the feature file changed since this run's checkpoint (md5 "
+                f"{checkpoint['data_md5']['features'][:12]} then, {plan.prepared.data_md5()['features'][:12]} "
+                "now); resuming would train on different data: start a new run instead"
+            )
+        summary = _execute(plan, run_dir, resume=checkpoint, live=live, console=console, notify=notify,
+                           step_hook=step_hook, monitor_factory=monitor_factory, dist=dist)
+        return RunOutcome(run_dir, summary)
 
 
 def _extends(cfg: RunConfig, state: FitState) -> bool:
