@@ -17,6 +17,18 @@ class DataError(FintrainError):
     """Market data that is missing, unreadable or invalid."""
 
 
+class DataValidationError(DataError):
+    """A frame that failed validation; ``problems`` lists each rule it broke."""
+
+    def __init__(self, name: str, problems: list[str]):
+        self.problems = problems
+        n = len(problems)
+        super().__init__(
+            f"{name} is not valid daily OHLCV data ({n} problem{'s' if n != 1 else ''}): "
+            + "; ".join(problems)
+        )
+
+
 class SourceError(DataError):
     """A data source failed (network, rate limit, empty result, unknown ticker)."""
 
@@ -43,3 +55,23 @@ class ThermalError(FintrainError):
 
 class ProbeError(FintrainError):
     """No batch size fits on this device (or the batch-size probe cannot run)."""
+
+
+class TrainingStopped(FintrainError):
+    """Training ended early on purpose, after saving ``last.pt``."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class RunError(FintrainError):
+    """A run folder that is missing or cannot be read."""
+
+
+class RunBusyError(FintrainError):
+    """Another live process is training into the run folder."""
+
+
+class ReportError(FintrainError):
+    """Runs that cannot be compared (none finished, or of different tasks)."""

@@ -373,7 +373,7 @@ def test_resume_refused_while_another_process_holds_the_run(cli, tmp_path, tiny_
         other.wait()
     # The same marker now names a reaped process.
     pids = []
-    with caplog.at_level(logging.INFO, logger="fintrain.experiments.marker"):
+    with caplog.at_level(logging.INFO, logger="fintrain.train.marker"):
         outcome = run_lib.resume_run(run, cli.data_dir, live=False, step_hook=lambda state: pids.append(
             json.loads((run / "running.json").read_text())["pid"]))
     assert f"replacing the stale marker of pid {other.pid}" in caplog.text

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fintrain.config import RunConfig
-from fintrain.experiments.marker import MARKER_FILE, RunMarker
+from fintrain.train.marker import MARKER_FILE, RunMarker
 from fintrain.storage import utc_now
 
 OLD = 1_000_000_000.0  # 2001: a time long past, for files of runs that are not running

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from fintrain.experiments.plots import draw_all
 from fintrain.experiments.report import ReportError, build_report, write_report
 from fintrain.experiments.runs import list_runs
 
@@ -24,7 +25,7 @@ def _sweep(root, write_run, budgets=(("2m", 1_985_025), ("20m", 18_912_769)), se
 
 def test_three_pngs_of_the_expected_size(tmp_path, write_run):
     report = _sweep(tmp_path / "runs", write_run, temps=[60.0, 72.0, 86.0, 81.0], pause_at_steps=(30,))
-    files = write_report(report, tmp_path / "out")
+    files = write_report(report, tmp_path / "out", draw_all(report, tmp_path / "out"))
     assert [p.name for p in files] == ["scaling.png", "loss_curves.png", "temperature.png", "report.json", "report.md"]
     # 1200 px wide; scaling 700 high; one row of panels per three budgets (450 px) or runs (350 px).
     assert png_size(tmp_path / "out" / "scaling.png") == (1200, 700)
@@ -50,5 +51,5 @@ def test_without_matplotlib_the_error_says_how_to_install(tmp_path, write_run, m
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
     with pytest.raises(ReportError, match=r"pip install 'fintrain\[report\]'"):
-        write_report(report, tmp_path / "out")
+        draw_all(report, tmp_path / "out")
     assert not (tmp_path / "out" / "scaling.png").exists()

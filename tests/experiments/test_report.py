@@ -110,7 +110,7 @@ def test_notes_for_repeated_seeds_and_different_data(tmp_path, write_run):
 
 def test_written_files_without_plots(sweep, tmp_path):
     report = build_report(list_runs(sweep))
-    files = write_report(report, tmp_path / "out", plots=False)
+    files = write_report(report, tmp_path / "out")
     assert [p.name for p in files] == ["report.json", "report.md"]
     document = json.loads((tmp_path / "out" / "report.json").read_text())
     assert document["best_baseline"] == "logistic" and document["budgets"][1]["values"] == [0.56, 0.58, 0.57]

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from fintrain.experiments.marker import FOREIGN_LIVE_S
+from fintrain.train.marker import FOREIGN_LIVE_S
 from fintrain.experiments.runs import (
     FINISHED,
     INTERRUPTED,

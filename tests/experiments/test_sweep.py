@@ -12,7 +12,7 @@ import pytest
 from fintrain.config import load_config
 from fintrain.errors import ConfigError
 from fintrain.experiments import sweep as sweep_lib
-from fintrain.experiments.marker import RunBusyError
+from fintrain.train.marker import RunBusyError
 from fintrain.experiments.runs import list_runs
 
 

@@ -4,7 +4,6 @@ reading and a clock that advances by a scripted step time."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -127,11 +126,3 @@ def probe_cfg() -> Callable[..., ProbeConfig]:
         return ProbeConfig.model_validate({"min_batch": 8, "max_batch": 4096, **kw})
 
     return make
-
-
-@pytest.fixture
-def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """$FINTRAIN_CACHE_DIR in tmp_path: tests never touch the real cache."""
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("FINTRAIN_CACHE_DIR", str(folder))
-    return folder

@@ -6,7 +6,9 @@ from rich.console import Console
 
 from fintrain.config import ThermalConfig
 from fintrain.thermal.monitor import ThermalStatus
-from fintrain.thermal.watch import SPARK, WatchView, watch
+from fintrain.cli.thermal import render_watch
+from fintrain.thermal.watch import WatchView, watch
+from fintrain.display import SPARK_BLOCKS
 
 
 def test_watch_samples_on_schedule_for_the_duration_and_closes(scripted, make_reading, clock):
@@ -34,7 +36,7 @@ def test_watch_closes_the_sensor_when_interrupted(scripted, make_reading, clock)
 
 def render(view: WatchView) -> str:
     console = Console(width=100, record=True, force_terminal=False, color_system=None)
-    console.print(view.renderable())
+    console.print(render_watch(view))
     return console.export_text()
 
 
@@ -54,7 +56,7 @@ def test_view_shows_sensors_band_hottest_pressure_minmax_and_sparkline():
     assert "hottest" in text and "GPU MTR Temp Sensor4" in text
     assert "moderate" in text
     assert "60.0 C / 89.5 C" in text
-    assert any(ch in text for ch in SPARK[1:])
+    assert any(ch in text for ch in SPARK_BLOCKS[1:])
     assert "pACC MTR Temp Sensor1" in text
 
 

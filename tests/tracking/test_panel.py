@@ -7,7 +7,7 @@ from dataclasses import replace
 from rich.console import Console
 
 from fintrain.tracking import LivePanel
-from fintrain.tracking.display import SPARK_BLOCKS
+from fintrain.display import SPARK_BLOCKS
 
 
 def text_of(panel: LivePanel, **console_options) -> str:

@@ -16,6 +16,7 @@ from fintrain.cli.common import (
     workspace,
 )
 from fintrain.cli.data import tickers_option
+from fintrain.display import format_bytes
 from fintrain.errors import ProbeError
 
 if TYPE_CHECKING:
@@ -31,8 +32,6 @@ def _notify(message: str) -> None:
 def render_trials(result: ProbeResult) -> Table:
     """One row per trial: batch size, samples/s (searched and re-timed), peak memory, status;
     the picks marked."""
-    from fintrain.probe.search import format_bytes
-
     retimed = {f.batch_size: f for f in result.retiming.finalists} if result.retiming else {}
     table = Table(title=f"batch sizes on {result.device}")
     table.add_column("batch size", justify="right", no_wrap=True)
@@ -117,7 +116,7 @@ def probe_batch(
     )
     # Imported here so that other commands start without loading torch.
     from fintrain.probe import probe_batch as probe_lib
-    from fintrain.probe.search import format_bytes, format_share
+    from fintrain.probe.search import format_share
 
     with err_console.status("preparing the data and the model...") as status:
 

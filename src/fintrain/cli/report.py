@@ -12,6 +12,7 @@ from rich.table import Table
 
 from fintrain.cli.common import err_console, out_console, print_json, workspace
 from fintrain.errors import ConfigError
+from fintrain.experiments import plots as plots_lib
 from fintrain.experiments import report as report_lib
 from fintrain.experiments.runs import RunError, read_run, resolve_run
 from fintrain.experiments.sweep import find_cells
@@ -67,7 +68,8 @@ def report(
     records = [read_run(f) for f in folders]
     result = report_lib.build_report(records)
     out_dir = out or ws.runs_dir / "reports" / (sweep or dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
-    written = report_lib.write_report(result, out_dir, plots=not no_plots)
+    images = [] if no_plots else plots_lib.draw_all(result, out_dir)
+    written = report_lib.write_report(result, out_dir, images)
     if json_:
         print_json({**result.to_json(), "files": [str(p) for p in written]})
         return

@@ -16,6 +16,7 @@ from fintrain.cli.common import (
     workspace,
 )
 from fintrain.cli.train import _batch_size, _notify
+from fintrain.errors import TrainingStopped
 from fintrain.experiments import sweep as sweep_lib
 
 
@@ -85,8 +86,6 @@ def sweep(
     Example: fintrain sweep --name demo --ticker MSFT --source sample --budgets 2m,20m --seeds 2 --max-steps 50
     """
     ws = workspace(ctx)
-    from fintrain.train.loop import TrainingStopped
-
     base = run_config(
         config,
         {

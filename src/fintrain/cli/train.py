@@ -13,7 +13,7 @@ from rich.table import Table
 
 from fintrain.cli.common import err_console, out_console, print_json, run_config, workspace
 from fintrain.cli.data import tickers_option
-from fintrain.errors import ConfigError
+from fintrain.errors import ConfigError, TrainingStopped
 
 
 def _batch_size(value: Optional[str]) -> int | str | None:
@@ -98,7 +98,6 @@ def train(
     # Imported here so that other commands start without loading torch.
     from fintrain.train import distributed
     from fintrain.train import run as run_lib
-    from fintrain.train.loop import TrainingStopped
 
     dist = distributed.from_environment()
     live = not no_live and not json_ and err_console.is_terminal and dist.is_main

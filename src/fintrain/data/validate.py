@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from fintrain.errors import DataError
+from fintrain.errors import DataValidationError
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 OHLCV_COLUMNS = ("date", *PRICE_COLUMNS, "volume")
@@ -43,18 +43,6 @@ DATE_FORMATS = (
     "%b %d, %Y",
     "%d-%b-%Y",
 )
-
-
-class DataValidationError(DataError):
-    """A frame that failed validation; ``problems`` lists each rule it broke."""
-
-    def __init__(self, name: str, problems: list[str]):
-        self.problems = problems
-        n = len(problems)
-        super().__init__(
-            f"{name} is not valid daily OHLCV data ({n} problem{'s' if n != 1 else ''}): "
-            + "; ".join(problems)
-        )
 
 
 @dataclass(frozen=True)

@@ -188,8 +188,13 @@ def temperature_plot(report: Report, path: Path) -> Path:
 
 
 def draw_all(report: Report, out_dir: Path) -> list[Path]:
-    """``scaling.png``, ``loss_curves.png`` and ``temperature.png`` in ``out_dir``."""
+    """``scaling.png``, ``loss_curves.png`` and ``temperature.png`` in ``out_dir`` (created).
+
+    Raises:
+        ReportError: matplotlib is not installed.
+    """
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     return [
         scaling_plot(report, out_dir / "scaling.png"),
         loss_plot(report, out_dir / "loss_curves.png"),

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fintrain.errors import FintrainError
+from fintrain.errors import ReportError
 from fintrain.experiments.runs import FINISHED, HIGHER_IS_BETTER, RunRecord
 from fintrain.experiments.stats import (
     CONFIDENCE,
@@ -36,10 +36,6 @@ METHOD = (
     "95% Student-t intervals over seeds: one-sample for each budget's mean and for its paired "
     "difference from the baseline (same test windows), Welch's for the difference between budgets"
 )
-
-
-class ReportError(FintrainError):
-    """Runs that cannot be compared (none finished, or of different tasks)."""
 
 
 @dataclass(frozen=True)
@@ -283,29 +279,22 @@ def markdown(report: Report, images: Sequence[str] = ()) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(report: Report, out_dir: Path, plots: bool = True) -> list[Path]:
-    """Write ``report.json``, ``report.md`` and (with matplotlib) the PNG plots into ``out_dir``.
+def write_report(report: Report, out_dir: Path, images: Sequence[Path] = ()) -> list[Path]:
+    """Write ``report.json`` and ``report.md`` into ``out_dir``, naming the plots drawn there.
 
     Args:
         report: what ``build_report`` returned.
         out_dir: the folder to write into (created).
-        plots: draw the PNGs; needs matplotlib (``pip install 'fintrain[report]'``).
+        images: the PNGs already drawn into ``out_dir`` (``fintrain.experiments.plots.draw_all``),
+            linked from ``report.md`` and listed in ``report.json``.
 
     Returns:
-        The files written, plots first.
-
-    Raises:
-        ReportError: ``plots`` is set and matplotlib is not installed.
+        The files of the report, the images first.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    images: list[Path] = []
-    if plots:
-        from fintrain.experiments import plots as plots_lib
-
-        images = plots_lib.draw_all(report, out_dir)
     document = {**report.to_json(), "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "images": [p.name for p in images]}
+                "images": [Path(p).name for p in images]}
     atomic_write_json(out_dir / "report.json", document)
-    atomic_write_text(out_dir / "report.md", markdown(report, [p.name for p in images]))
-    return [*images, out_dir / "report.json", out_dir / "report.md"]
+    atomic_write_text(out_dir / "report.md", markdown(report, [Path(p).name for p in images]))
+    return [*map(Path, images), out_dir / "report.json", out_dir / "report.md"]

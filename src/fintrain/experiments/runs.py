@@ -1,7 +1,7 @@
 """Run folders read back: what each run is, how far it got and how it ended.
 
 A run folder (``runs/<name>/``) is written by ``fintrain train``; this module only reads it
-(``running.json``, the marker of a training process, is :mod:`fintrain.experiments.marker`'s).
+(``running.json``, the marker of a training process, is :mod:`fintrain.train.marker`'s).
 Nothing here imports torch, so listing a hundred runs is instant.
 """
 
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fintrain.errors import FintrainError
-from fintrain.experiments.marker import live_marker
+from fintrain.errors import RunError
+from fintrain.train.marker import live_marker
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +37,6 @@ STATUS_LABELS = {
 
 # Metrics where a higher value is better; every other metric (losses, brier, mse, mae) is lower-better.
 HIGHER_IS_BETTER = frozenset({"auc", "accuracy", "dir_acc"})
-
-
-class RunError(FintrainError):
-    """A run folder that is missing or cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -145,7 +141,7 @@ def _read_json(path: Path, run_dir: Path) -> dict[str, Any]:
 def run_status(run_dir: Path, records: list[dict[str, Any]], now: float | None = None) -> str:
     """How a run ended, or that it is still going.
 
-    A live ``running.json`` (its process still exists, see :mod:`fintrain.experiments.marker`)
+    A live ``running.json`` (its process still exists, see :mod:`fintrain.train.marker`)
     means running, even beside a summary: a finished run given more steps is training again.
     Otherwise a summary means finished, a thermal stop not followed by a resume means
     thermal_stop, and anything else is interrupted: Ctrl-C, or killed or crashed without a word

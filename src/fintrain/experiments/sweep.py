@@ -22,8 +22,8 @@ from typing import Any
 from rich.console import Console
 
 from fintrain.config import RESUMABLE_FIELDS, RunConfig, validate_config
-from fintrain.errors import ConfigError
-from fintrain.experiments.marker import RunBusyError, busy_message, live_marker
+from fintrain.errors import ConfigError, TrainingStopped
+from fintrain.train.marker import RunBusyError, busy_message, live_marker
 from fintrain.experiments.runs import CONFIG_FILE, LAST_CHECKPOINT, SUMMARY_FILE
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]*")
 
 def parse_budgets(text: str | Sequence[str]) -> list[str]:
     """``"2m,20m"`` as ``["2m", "20m"]``, each a known budget, in the order given, no repeats."""
-    from fintrain.model import BUDGETS
+    from fintrain.model import BUDGETS  # here: fintrain.model loads torch
 
     parts = [p.strip().lower() for p in (text.split(",") if isinstance(text, str) else text)]
     budgets = [p for p in parts if p]
@@ -249,14 +249,14 @@ def run_sweep(
         A SweepResult with one CellResult per cell.
 
     Raises:
-        fintrain.train.loop.TrainingStopped: a cell stopped on heat (exit code 3) or Ctrl-C
+        fintrain.errors.TrainingStopped: a cell stopped on heat (exit code 3) or Ctrl-C
             (130) after saving ``last.pt``; its ``run_dir`` names the cell.
         ConfigError: an unknown budget, a bad name, or a cell folder of another configuration.
         RunBusyError: a cell folder that another live process is training into (checked for
             every cell before the first one trains).
     """
+    # Imported here so that `fintrain report` and `runs` (which read sweeps) start without torch.
     from fintrain.train import run as run_lib
-    from fintrain.train.loop import TrainingStopped
 
     budgets = parse_budgets(budgets)
     cells = sweep_cells(name, budgets, seeds)

@@ -1,10 +1,10 @@
 """PatchTST and its parameter budgets.
 
-``from fintrain.model import PatchTST, ModelConfig, BUDGETS, budget_config``.
+``from fintrain.model import PatchTST, ModelConfig, BUDGETS, budget_config, build_model``.
 """
 
 from fintrain.config import ModelConfig
-from fintrain.model.budgets import BUDGETS, Budget, budget_config
+from fintrain.model.budgets import BUDGETS, Budget, budget_config, build_model, model_config_for
 from fintrain.model.patchtst import PatchTST, RevIN, count_parameters, patch_count
 
 __all__ = [
@@ -14,6 +14,8 @@ __all__ = [
     "PatchTST",
     "RevIN",
     "budget_config",
+    "build_model",
     "count_parameters",
+    "model_config_for",
     "patch_count",
 ]

@@ -16,10 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from pydantic import ValidationError
 
-from fintrain.config import ModelConfig, describe_validation_error
+from fintrain.config import ModelConfig, RunConfig, describe_validation_error
+from fintrain.device import manual_seed_all
 from fintrain.errors import ConfigError
+from fintrain.model.patchtst import PatchTST
 
 # Patches for daily data: 8 rows (about a trading week and a half) with 50% overlap. On the
 # default 60-row context that gives 15 patches, a token sequence of the length PatchTST works
@@ -122,3 +125,23 @@ def budget_config(
         return ModelConfig.model_validate(fields)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, f"model for budget {name!r}")) from exc
+
+
+def model_config_for(cfg: RunConfig, n_features: int) -> ModelConfig:
+    """The PatchTST configuration of a run: the budget's preset plus the user's overrides."""
+    return budget_config(
+        cfg.model.budget,
+        n_channels=n_features,
+        context_len=cfg.split.context_len,
+        head="predict",
+        n_outputs=1,
+        compile=cfg.model.compile,
+        **cfg.model.overrides(),
+    )
+
+
+def build_model(model_cfg: ModelConfig, seed: int, device: torch.device) -> torch.nn.Module:
+    """A freshly initialised PatchTST on ``device`` (seeded, float32)."""
+    manual_seed_all(seed)
+    # PatchTST compiles itself (in place, so checkpoint keys stay the same) when asked to.
+    return PatchTST(model_cfg).to(device=device, dtype=torch.float32)

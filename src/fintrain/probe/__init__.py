@@ -7,7 +7,7 @@ back for ``fintrain train --batch-size auto``. The search itself
 and the clock as arguments, so it runs with fakes in tests.
 """
 
-from fintrain.probe.cache import (
+from fintrain.train.batch_cache import (
     DEFAULT_BATCH_SIZE,
     cache_dir,
     cache_path,

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import torch
 
 from fintrain.probe.search import MemoryMeter
-from fintrain.train.device import memory_budget, memory_in_use, process_rss_bytes
+from fintrain.device import memory_budget, memory_in_use, process_rss_bytes
 
 # Fast enough to catch a step's activation peak on CPU (a step of even a tiny model takes
 # tens of milliseconds), cheap enough (one /proc read) not to slow the step it watches.

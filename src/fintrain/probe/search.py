@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from fintrain.config import ProbeConfig
+from fintrain.device import is_oom
 from fintrain.errors import ProbeError  # re-exported: code imports it from here
-from fintrain.train.device import is_oom
+from fintrain.display import format_bytes
 
 log = logging.getLogger(__name__)
 
@@ -551,14 +552,3 @@ def _failure_text(trial: Trial, cfg: ProbeConfig, cap: int | None) -> str:
 def format_share(fraction: float) -> str:
     """``80%``, ``0.6%``: a fraction as a percentage without misleading rounding."""
     return f"{fraction * 100:.3g}%"
-
-
-def format_bytes(n: int | None) -> str:
-    """``1.5 GiB``, ``320 MiB``; ``?`` for None."""
-    if n is None:
-        return "?"
-    if abs(n) < 1024**2:
-        return f"{n / 1024:,.0f} KiB"
-    if abs(n) < 1024**3:
-        return f"{n / 1024**2:,.0f} MiB"
-    return f"{n / 1024**3:,.2f} GiB"

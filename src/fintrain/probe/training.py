@@ -12,11 +12,13 @@ import torch
 from torch import nn
 
 from fintrain.config import ModelConfig, RunConfig, TrainConfig
-from fintrain.probe.cache import store_result
+from fintrain.device import device_label, free_memory, resolve_device, synchronize
+from fintrain.model import build_model, model_config_for
 from fintrain.probe.memory import meter_for
 from fintrain.probe.search import ProbeResult, StepFactory, Trial, search_batch_size
-from fintrain.train.device import device_label, free_memory, resolve_device, synchronize
+from fintrain.train.batch_cache import store_result
 from fintrain.train.loop import WindowSet, loss_function, make_optimizer
+from fintrain.train.prepare import check_names, prepare_data
 
 log = logging.getLogger(__name__)
 
@@ -117,11 +119,6 @@ def probe_batch(
     Raises:
         FintrainError: unknown budget or tier, unavailable device, data problems.
     """
-    # Imported here: fintrain.train.run imports the thermal and tracking packages, which
-    # lookup_batch_size (imported by train itself) does not need.
-    from fintrain.train.prepare import prepare_data
-    from fintrain.train.run import build_model, check_names, model_config_for
-
     check_names(cfg)
     device = resolve_device(cfg.train.device)
     prepared = prepare_data(Path(data_dir), cfg, device, notify)

@@ -1,8 +1,8 @@
-"""``thermal-watch`` as a library: sample on a schedule, keep a history, render it.
+"""``thermal-watch`` as a library: sample on a schedule and keep a history.
 
 ``watch()`` yields one ``ThermalStatus`` per interval (the monitor's policy runs too, so the view
-shows what training would do); ``WatchView`` turns the statuses into a Rich renderable for a
-terminal or one plain line per sample otherwise.
+shows what training would do); ``WatchView`` keeps the recent history, minimum and maximum, and
+writes one plain line per sample. The Rich live view is drawn by ``fintrain.cli.thermal``.
 """
 
 from __future__ import annotations
@@ -11,27 +11,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 
-from rich.console import Group, RenderableType
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
-
 from fintrain.config import ThermalConfig
 from fintrain.thermal.monitor import ThermalMonitor, ThermalStatus
-from fintrain.thermal.policy import band_of
 from fintrain.thermal.reading import pressure_name
 from fintrain.thermal.sensor import Sensor
-
-BAND_STYLE = {
-    "normal": "green",
-    "acceptable": "yellow",
-    "warning": "dark_orange",
-    "critical": "bold red",
-    "no reading": "magenta",
-}
-ACTION_STYLE = {"run": "green", "pause": "bold dark_orange", "stop": "bold red"}
-SPARK = "▁▂▃▄▅▆▇█"
-
 
 def watch(
     cfg: ThermalConfig,
@@ -59,19 +42,6 @@ def watch(
             sleep(max(0.0, start + due - clock()))
     finally:
         monitor.stop()
-
-
-def sparkline(values: list[float | None], lo: float, hi: float, cfg: ThermalConfig) -> Text:
-    """One block character per value, its height scaled to [lo, hi], coloured by band."""
-    text = Text()
-    span = max(hi - lo, 1e-9)
-    for value in values:
-        if value is None:
-            text.append(" ")
-            continue
-        level = int((value - lo) / span * (len(SPARK) - 1) + 0.5)
-        text.append(SPARK[min(max(level, 0), len(SPARK) - 1)], style=BAND_STYLE[band_of(value, cfg)])
-    return text
 
 
 class WatchView:
@@ -129,7 +99,7 @@ class WatchView:
             parts.append(f"({status.reason})")
         return "  ".join(parts)
 
-    def _spark_values(self, now: float) -> list[float | None]:
+    def spark_values(self, now: float) -> list[float | None]:
         """The history averaged into ``width`` time buckets ending at ``now``."""
         start = now - self.window_s
         buckets: list[list[float]] = [[] for _ in range(self.width)]
@@ -146,50 +116,3 @@ class WatchView:
             else:
                 last = v
         return values
-
-    def renderable(self) -> RenderableType:
-        """The live view: sensors, deciding value, hottest, band, pressure, sparkline, min/max."""
-        status = self.latest
-        if status is None:
-            return Text("waiting for the first sample...")
-        band_style = BAND_STYLE[status.band]
-        head = Text()
-        if status.temp_c is None:
-            head.append("no reading", style=band_style)
-            head.append(f"  {status.reason}")
-        else:
-            head.append(f"{status.smoothed_c:.1f} C ", style=f"bold {band_style}")
-            head.append(f"{status.band}", style=band_style)
-            head.append(f"  (latest {status.temp_c:.1f} C, {status.trend})")
-        summary = Table.grid(padding=(0, 2))
-        summary.add_column(style="dim")
-        summary.add_column()
-        if status.hottest_c is not None:
-            summary.add_row("hottest", f"{status.hottest_c:.1f} C  {status.hottest_name}")
-        summary.add_row("pressure", pressure_name(status.pressure))
-        low = "-" if self.min_c is None else f"{self.min_c:.1f} C"
-        high = "-" if self.max_c is None else f"{self.max_c:.1f} C"
-        summary.add_row("min / max", f"{low} / {high}")
-        policy = Text(status.action, style=ACTION_STYLE[status.action])
-        if status.action != "run" or status.temp_c is not None:
-            policy.append(f"  {status.reason}", style="default")
-        summary.add_row("policy", policy)
-        if status.dropped:
-            summary.add_row("dropped", f"{status.dropped} faulty values")
-        parts: list[RenderableType] = [head, summary]
-        if self.history and status.t_s is not None:
-            values = [v for _, v in self.history]
-            lo = min(min(values), self.cfg.acceptable_c - 10)
-            hi = max(max(values), self.cfg.warning_c)
-            minutes = self.window_s / 60
-            parts.append(Text(f"last {minutes:g} min  ({lo:.0f}-{hi:.0f} C)", style="dim"))
-            parts.append(sparkline(self._spark_values(status.t_s), lo, hi, self.cfg))
-        if status.sensors:
-            table = Table(show_header=True, header_style="dim", box=None, padding=(0, 2))
-            table.add_column("sensor")
-            table.add_column("C", justify="right")
-            for name, value in sorted(status.sensors.items()):
-                table.add_row(name, Text(f"{value:.1f}", style=BAND_STYLE[band_of(value, self.cfg)]))
-            parts.append(table)
-        title = f"fintrain thermal-watch · {status.source} · {self.elapsed_s(status):.0f} s"
-        return Panel(Group(*parts), title=title, border_style=band_style, expand=False)

@@ -21,7 +21,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.text import Text
 
-from fintrain.tracking.display import (
+from fintrain.display import (
     epoch_label,
     format_bytes,
     format_duration,

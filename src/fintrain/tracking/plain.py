@@ -7,7 +7,7 @@ import sys
 from collections.abc import Mapping
 from typing import IO, Any
 
-from fintrain.tracking.display import (
+from fintrain.display import (
     epoch_label,
     format_bytes,
     format_duration,

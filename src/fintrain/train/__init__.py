@@ -1,30 +1,8 @@
-"""Training: the fit loop, checkpoints, metrics and baselines, device helpers.
+"""Training: the fit loop and its training step, checkpoints, run folders and their marker,
+metrics and baselines, the batch-size cache, DDP.
 
-Whole runs (data, model, run folder) are in ``fintrain.train.run``.
+Import what you need from the modules: ``fintrain.train.loop`` (``fit``, ``train_step``),
+``fintrain.train.run`` (whole runs: ``plan_run``, ``start_run``, ``resume_run``). This package
+module imports nothing, so that ``fintrain.train.marker`` and ``fintrain.train.batch_cache``
+load without torch's training stack.
 """
-
-from fintrain.train.loop import (
-    Checkpointer,
-    FitResult,
-    FitState,
-    MetricSink,
-    TrainingStopped,
-    evaluate,
-    fit,
-    loss_function,
-    lr_factor,
-    make_optimizer,
-)
-
-__all__ = [
-    "Checkpointer",
-    "FitResult",
-    "FitState",
-    "MetricSink",
-    "TrainingStopped",
-    "evaluate",
-    "fit",
-    "loss_function",
-    "lr_factor",
-    "make_optimizer",
-]

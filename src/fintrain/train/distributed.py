@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 import torch.distributed as torch_dist
+from torch.nn.parallel import DistributedDataParallel
 
 # What a step's agreement can say, in rising priority (ranks take the maximum).
 RUN, PAUSE, STOP, INTERRUPT = 0, 1, 2, 3
@@ -124,8 +125,6 @@ def wrap_model(model: torch.nn.Module, dist: Distributed, device: torch.device) 
     """
     if not dist.enabled:
         return model
-    from torch.nn.parallel import DistributedDataParallel
-
     if device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         return DistributedDataParallel(model, device_ids=[device.index])

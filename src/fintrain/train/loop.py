@@ -23,10 +23,10 @@ import torch
 from torch import nn
 
 from fintrain.config import TrainConfig
-from fintrain.errors import FintrainError
+from fintrain.errors import FintrainError, TrainingStopped
 from fintrain.tracking.sink import MetricSink
 from fintrain.train.checkpoint import BEST, LAST, save_checkpoint
-from fintrain.train.device import (
+from fintrain.device import (
     manual_seed_all,
     memory_in_use,
     rng_state,
@@ -44,14 +44,6 @@ from fintrain.train.distributed import (
 from fintrain.train.metrics import is_classification, primary_metric, task_metrics
 
 log = logging.getLogger(__name__)
-
-
-class TrainingStopped(FintrainError):
-    """Training ended early on purpose, after saving ``last.pt``."""
-
-    def __init__(self, message: str, exit_code: int):
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 class WindowSet(Protocol):

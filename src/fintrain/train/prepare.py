@@ -14,7 +14,9 @@ import torch
 from fintrain.config import RunConfig
 from fintrain.data import fetch, raw_manifest, raw_path
 from fintrain.dataset import Splits, build_dataset
-from fintrain.features import ensure_features_many, feature_names
+from fintrain.errors import ConfigError
+from fintrain.features import TIERS, ensure_features_many, feature_names
+from fintrain.model import BUDGETS
 
 log = logging.getLogger(__name__)
 
@@ -94,3 +96,11 @@ def prepare_data(
     columns = feature_names(cfg.features.tier)
     splits = build_dataset(frame, cfg.target, cfg.split, feature_columns=columns, device=device)
     return Prepared(frame, splits, columns, raw_entries, feature_entries)
+
+
+def check_names(cfg: RunConfig) -> None:
+    """Reject an unknown budget or tier before any data is fetched or built."""
+    if cfg.model.budget not in BUDGETS:
+        raise ConfigError(f"unknown budget {cfg.model.budget!r}; known budgets: {', '.join(BUDGETS)}")
+    if cfg.features.tier not in TIERS:
+        raise ConfigError(f"unknown tier {cfg.features.tier!r}; known tiers: {', '.join(TIERS)}")

@@ -22,12 +22,14 @@ from rich.console import Console
 
 from fintrain import __version__
 from fintrain.config import RESUMABLE_FIELDS, ModelConfig, RunConfig, validate_config
-from fintrain.errors import CheckpointError, ConfigError, ThermalError
-from fintrain.experiments.marker import RunBusyError, claim_run, release_run
-from fintrain.model import PatchTST, budget_config, count_parameters
+from fintrain.device import device_label, manual_seed_all, resolve_device
+from fintrain.errors import CheckpointError, ConfigError, RunBusyError, ThermalError
+from fintrain.model import build_model, count_parameters, model_config_for
 from fintrain.storage import atomic_write_json, utc_now
+from fintrain.thermal import ThermalMonitor, open_sensor
+from fintrain.tracking import NullSink, RunInfo, make_sinks
+from fintrain.train.batch_cache import DEFAULT_BATCH_SIZE, lookup_batch_size
 from fintrain.train.checkpoint import BEST, CHECKPOINT_DIR, LAST, load_checkpoint
-from fintrain.train.device import device_label, manual_seed_all, resolve_device
 from fintrain.train.distributed import Distributed, rank_device
 from fintrain.train.loop import (
     Checkpointer,
@@ -38,8 +40,9 @@ from fintrain.train.loop import (
     predict,
     resolve_pos_weight,
 )
+from fintrain.train.marker import claim_run, release_run
 from fintrain.train.metrics import baselines, primary_metric, task_metrics
-from fintrain.train.prepare import Prepared, prepare_data
+from fintrain.train.prepare import Prepared, check_names, prepare_data
 
 log = logging.getLogger(__name__)
 
@@ -105,47 +108,14 @@ def default_run_name(cfg: RunConfig) -> str:
     return f"{stamp}-{label}-{cfg.features.tier}-{cfg.model.budget}"
 
 
-def model_config_for(cfg: RunConfig, n_features: int) -> ModelConfig:
-    """The PatchTST configuration of a run: the budget's preset plus the user's overrides."""
-    return budget_config(
-        cfg.model.budget,
-        n_channels=n_features,
-        context_len=cfg.split.context_len,
-        head="predict",
-        n_outputs=1,
-        compile=cfg.model.compile,
-        **cfg.model.overrides(),
-    )
-
-
-def build_model(model_cfg: ModelConfig, seed: int, device: torch.device) -> torch.nn.Module:
-    """A freshly initialised PatchTST on ``device`` (seeded, float32)."""
-    manual_seed_all(seed)
-    # PatchTST compiles itself (in place, so checkpoint keys stay the same) when asked to.
-    return PatchTST(model_cfg).to(device=device, dtype=torch.float32)
-
-
 def resolve_batch_size(cfg: RunConfig, device: torch.device, model_cfg: ModelConfig, n_train: int) -> tuple[int, str]:
     """The batch size and where it came from (configured, probe cache, or default)."""
     if cfg.train.batch_size != "auto":
         return int(cfg.train.batch_size), "configured"
-    from fintrain.probe import DEFAULT_BATCH_SIZE, lookup_batch_size
-
     cached = lookup_batch_size(device, model_cfg, n_train, cfg.train.precision)
     if cached is not None:
         return cached, "probe-batch cache"
     return DEFAULT_BATCH_SIZE, "default (run `fintrain probe-batch` to measure this machine)"
-
-
-def check_names(cfg: RunConfig) -> None:
-    """Reject an unknown budget or tier before any data is fetched or built."""
-    from fintrain.features import TIERS
-    from fintrain.model import BUDGETS
-
-    if cfg.model.budget not in BUDGETS:
-        raise ConfigError(f"unknown budget {cfg.model.budget!r}; known budgets: {', '.join(BUDGETS)}")
-    if cfg.features.tier not in TIERS:
-        raise ConfigError(f"unknown tier {cfg.features.tier!r}; known tiers: {', '.join(TIERS)}")
 
 
 def plan_run(
@@ -173,8 +143,6 @@ def open_monitor(cfg: RunConfig, notify: Callable[[str], None]) -> Any:
     """A started thermal monitor (sampling on its own thread), or None when monitoring is off."""
     if cfg.thermal.source == "none":
         return None
-    from fintrain.thermal import ThermalMonitor, open_sensor
-
     sensor = open_sensor(cfg.thermal.source, cfg.thermal.json_field)
     monitor = ThermalMonitor(cfg.thermal, sensor)
     first = monitor.sample_once()
@@ -190,8 +158,6 @@ def open_monitor(cfg: RunConfig, notify: Callable[[str], None]) -> Any:
 
 
 def _run_info(plan: Plan, run_dir: Path, steps_per_epoch: int, start_step: int) -> Any:
-    from fintrain.tracking import RunInfo
-
     cfg = plan.cfg
     return RunInfo(
         run_name=run_dir.name,
@@ -249,8 +215,6 @@ def _execute(
 
     Under torchrun only rank 0 shows progress, writes files and returns the summary.
     """
-    from fintrain.tracking import NullSink, make_sinks
-
     dist = dist or Distributed()
     cfg = plan.cfg
     splits = plan.prepared.splits
@@ -347,7 +311,7 @@ def start_run(
 
     While it trains, ``running.json`` in the folder names this process (rank 0's under
     torchrun), so that ``fintrain runs`` can tell it is running and a ``--resume`` of the same
-    folder is refused; see :mod:`fintrain.experiments.marker`.
+    folder is refused; see :mod:`fintrain.train.marker`.
 
     ``step_hook`` (called after each optimizer step) and ``monitor_factory`` (which opens the
     thermal monitor) are seams for tests; ``dist`` is this process's rank under torchrun.

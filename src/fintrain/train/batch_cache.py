@@ -1,4 +1,7 @@
-"""The probe's results, cached per device, model config and data shape.
+"""The batch-size probe's results, cached per device, model config and data shape.
+
+``fintrain probe-batch`` fills this cache and ``fintrain train --batch-size auto`` reads it; it
+lives in ``train`` (below ``probe``) so that training reads it without importing the probe.
 
 One JSON file per key under ``<cache>/probe/``, where ``<cache>`` is ``$FINTRAIN_CACHE_DIR`` or
 the user's cache folder (``platformdirs.user_cache_dir("fintrain")``: ``~/Library/Caches/fintrain``
@@ -13,15 +16,14 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import platformdirs
 import torch
 
 from fintrain.config import ModelConfig
-from fintrain.probe.search import ProbeResult
 from fintrain.storage import atomic_write_json, utc_now
-from fintrain.train.device import device_label
+from fintrain.device import device_label
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,15 @@ CACHE_SCHEMA = 1
 # A safe batch size for `train --batch-size auto` when no probe result is cached: small enough
 # for the 200m budget on a 16 GB laptop, large enough that a 2m model is not starved.
 DEFAULT_BATCH_SIZE = 64
+
+
+class ProbeOutcome(Protocol):
+    """What the cache keeps of a probe's result (``fintrain.probe.ProbeResult``)."""
+
+    @property
+    def recommended(self) -> int | None: ...
+
+    def to_json(self) -> dict[str, Any]: ...
 
 
 def cache_dir() -> Path:
@@ -61,7 +72,7 @@ def cache_path(device: torch.device, model_cfg: ModelConfig, precision: str = "f
 
 
 def store_result(
-    device: torch.device, model_cfg: ModelConfig, result: ProbeResult, n_train: int | None, precision: str = "fp32"
+    device: torch.device, model_cfg: ModelConfig, result: ProbeOutcome, n_train: int | None, precision: str = "fp32"
 ) -> Path | None:
     """Cache a probe's result; returns the file, or None when nothing fit (nothing to reuse)."""
     if result.recommended is None:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fintrain.errors import DeviceError
-from fintrain.train import device as dev
+from fintrain import device as dev
 
 MPS_OOM = (
     "MPS backend out of memory (MPS allocated: 17.80 GB, other allocations: 1.20 GB, max allowed: "

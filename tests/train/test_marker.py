@@ -13,7 +13,7 @@ import time
 import psutil
 import pytest
 
-from fintrain.experiments.marker import (
+from fintrain.train.marker import (
     FOREIGN_LIVE_S,
     LOCK_FILE,
     MARKER_FILE,
@@ -80,7 +80,7 @@ def test_claim_refuses_a_live_marker_without_touching_the_folder(tmp_path, write
 
 def test_claim_replaces_a_stale_marker_and_release_removes_only_its_own(tmp_path, caplog, write_marker, dead_pid):
     stale = write_marker(tmp_path, dead_pid)
-    with caplog.at_level(logging.INFO, logger="fintrain.experiments.marker"):
+    with caplog.at_level(logging.INFO, logger="fintrain.train.marker"):
         mine = claim_run(tmp_path)
     assert f"replacing the stale marker of {stale.describe()}" in caplog.text
     document = json.loads((tmp_path / MARKER_FILE).read_text())

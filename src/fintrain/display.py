@@ -1,4 +1,5 @@
-"""Formatting shared by the live panel and the plain log: durations, sizes, sparklines."""
+"""Formatting shared by every display (live panel, plain log, probe table, thermal-watch):
+durations, sizes, sparklines."""
 
 from __future__ import annotations
 
@@ -12,25 +13,28 @@ SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
 METRIC_ORDER = ("auc", "accuracy", "brier", "log_loss", "pos_rate", "mse", "mae", "dir_acc")
 
 
-def sparkline(values: Sequence[float]) -> str:
-    """One block character per value, scaled between the values' minimum and maximum.
+def sparkline(values: Sequence[float | None], low: float | None = None, high: float | None = None) -> str:
+    """One block character per value, its height scaled between ``low`` and ``high``.
 
-    Non-finite values (a diverged loss) are shown as a space.
+    The scale defaults to the values' own minimum and maximum; values outside a given scale sit
+    at its floor or top. Missing and non-finite values (a diverged loss, a gap in a temperature
+    trace) are shown as a space; a flat line sits mid-height.
     """
-    finite = [v for v in values if math.isfinite(v)]
+    finite = [v for v in values if v is not None and math.isfinite(v)]
     if not finite:
         return " " * len(values)
-    low, high = min(finite), max(finite)
+    low = min(finite) if low is None else low
+    high = max(finite) if high is None else high
     span = high - low
     top = len(SPARK_BLOCKS) - 1
     chars = []
     for v in values:
-        if not math.isfinite(v):
+        if v is None or not math.isfinite(v):
             chars.append(" ")
         elif span <= 0:
-            chars.append(SPARK_BLOCKS[top // 2])  # a flat line sits mid-height
+            chars.append(SPARK_BLOCKS[top // 2])
         else:
-            chars.append(SPARK_BLOCKS[round((v - low) / span * top)])
+            chars.append(SPARK_BLOCKS[min(max(round((v - low) / span * top), 0), top)])
     return "".join(chars)
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fintrain.tracking.display import (
+from fintrain.display import (
     SPARK_BLOCKS,
     epoch_label,
     format_bytes,

@@ -10,6 +10,7 @@ import gc
 import os
 from typing import Literal
 
+import psutil
 import torch
 
 from fintrain.errors import DeviceError
@@ -105,8 +106,6 @@ def synchronize(device: torch.device) -> None:
 
 def process_rss_bytes() -> int:
     """Resident memory of this process."""
-    import psutil
-
     return psutil.Process(os.getpid()).memory_info().rss
 
 
@@ -128,8 +127,6 @@ def memory_budget(device: torch.device) -> int | None:
     if device.type == "mps" and mps_available():
         return torch.mps.recommended_max_memory()
     if device.type == "cpu":
-        import psutil
-
         return psutil.virtual_memory().available
     return None
 

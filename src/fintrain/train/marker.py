@@ -26,7 +26,7 @@ from typing import Any
 import psutil
 from filelock import FileLock, Timeout
 
-from fintrain.errors import FintrainError
+from fintrain.errors import RunBusyError
 from fintrain.storage import atomic_write_json, utc_now
 
 log = logging.getLogger(__name__)
@@ -47,10 +47,6 @@ FOREIGN_LIVE_S = 7 * 24 * 3600.0
 # little early or late; a process started more than this after its marker is another process
 # that got the same pid.
 PID_REUSE_SLACK_S = 2.0
-
-
-class RunBusyError(FintrainError):
-    """Another live process is training into the run folder."""
 
 
 @dataclass(frozen=True)
