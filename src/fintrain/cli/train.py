@@ -164,7 +164,9 @@ def train(
             err_console.print(f"resume with: fintrain train --resume {where}", highlight=False, soft_wrap=True)
         raise typer.Exit(stop.exit_code) from None
     finally:
-        distributed.shutdown(dist)
+        # TrainingStopped was agreed by every rank, so its exit is as clean as a finished run.
+        failure = sys.exc_info()[1]
+        distributed.shutdown(dist, clean=failure is None or isinstance(failure, typer.Exit))
     summary = outcome.summary
     if not dist.is_main:
         return

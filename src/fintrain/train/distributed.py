@@ -110,10 +110,20 @@ def from_environment() -> Distributed:
     return Distributed(rank=rank, world_size=world_size, local_rank=local_rank)
 
 
-def shutdown(dist: Distributed) -> None:
-    """Leave the process group."""
-    if dist.enabled and torch_dist.is_initialized():
-        torch_dist.destroy_process_group()
+def shutdown(dist: Distributed, *, clean: bool = True) -> None:
+    """Leave the process group.
+
+    After a clean finish every rank first waits at a barrier: rank 0 still evaluates and writes
+    the summary after the last collective, and a rank that tore down gloo and exited meanwhile
+    sometimes aborted in its teardown ("terminate called without an active exception", SIGABRT;
+    seen about once in fifteen CI runs). After an error a rank leaves at once, since the others
+    may never reach a barrier; torchrun then ends them.
+    """
+    if not (dist.enabled and torch_dist.is_initialized()):
+        return
+    if clean:
+        torch_dist.barrier()
+    torch_dist.destroy_process_group()
 
 
 def wrap_model(model: torch.nn.Module, dist: Distributed, device: torch.device) -> torch.nn.Module:
