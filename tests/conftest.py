@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -14,6 +15,10 @@ from fintrain.cli import app
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 SPY_CSV = SHARED_DATA / "SPY_daily_1993-2021.csv"
+
+_spec = importlib.util.spec_from_file_location("strict_device", Path(__file__).parent / "strict_device.py")
+strict_device_module = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(strict_device_module)
 
 settings.register_profile("ci", deadline=None, derandomize=True)
 settings.register_profile("dev", deadline=None, derandomize=True)
@@ -103,3 +108,11 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 def folder_snapshot():
     """The ``snapshot`` function."""
     return snapshot
+
+
+@pytest.fixture
+def strict_device():
+    """``strict_device()``: a context manager in which ``cpu:0`` behaves like MPS (no float64
+    from device tensors, no ``.numpy()`` on them; see tests/strict_device.py), and the library's
+    ``resolve_device("cpu")`` gives ``cpu:0``. It yields the mode (``mode.mark(t)``)."""
+    return strict_device_module.strict_device

@@ -18,9 +18,15 @@ from fintrain.errors import DeviceError
 DeviceName = Literal["auto", "mps", "cuda", "cpu"]
 
 # Texts of out-of-memory errors that arrive as a plain RuntimeError (REFERENCE.md): MPS raises
-# "MPS backend out of memory (...)", the CPU allocator "DefaultCPUAllocator: can't allocate
+# "MPS backend out of memory (...)", and "Invalid buffer size: ..." for one allocation larger
+# than Metal's maximum buffer length; the CPU allocator "DefaultCPUAllocator: can't allocate
 # memory", and cuDNN reports exhausted workspace as CUDNN_STATUS_NOT_SUPPORTED.
-OOM_MARKERS = ("out of memory", "defaultcpuallocator: can't allocate memory", "cudnn_status_not_supported")
+OOM_MARKERS = (
+    "out of memory",
+    "invalid buffer size",
+    "defaultcpuallocator: can't allocate memory",
+    "cudnn_status_not_supported",
+)
 
 
 def mps_available() -> bool:

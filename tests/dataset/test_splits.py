@@ -220,3 +220,22 @@ def test_a_constant_training_feature_is_left_unscaled() -> None:
     scaler = Scaler.fit(np.array([[1.0, 2.0], [1.0, 4.0]]), ["flat", "moving"])
     assert scaler.std.tolist() == [1.0, 1.0]
     assert scaler.mean.tolist() == [1.0, 3.0]
+
+
+@pytest.mark.parametrize("task", ["threshold", "return"])
+def test_label_statistics_of_device_windows_are_copied_to_the_host_before_float64(
+    frame: pl.DataFrame, strict_device, task: str
+) -> None:
+    # On MPS a float64 made straight from the device labels raises (or, in torch 2.14, reads 0).
+    host = build(frame, TargetConfig(task=task))
+    with strict_device() as mode:
+        ds = build_dataset(frame, TargetConfig(task=task), SplitConfig(context_len=20),
+                           feature_columns=FEATURES, device=torch.device("cpu", 0))
+        assert mode.is_device(ds.train.labels)
+        rate = ds.train.positive_rate
+        stats = ds.test.label_stats()
+        summary = ds.summary()
+    assert not mode.refused
+    assert rate == pytest.approx(host.train.positive_rate) and 0 < rate
+    assert stats == pytest.approx(host.test.label_stats())
+    assert summary == host.summary()

@@ -111,6 +111,8 @@ def oom_errors() -> dict[str, Callable[[], BaseException]]:
 
     return {
         "mps": lambda: RuntimeError(MPS_OOM),
+        # One allocation past Metal's maximum buffer length: the MPS allocator's size check.
+        "mps-buffer-size": lambda: RuntimeError("Invalid buffer size: 34.00 GB"),
         "cuda": lambda: torch.OutOfMemoryError(CUDA_OOM),
         "cuda-runtime-error": lambda: RuntimeError(CUDA_OOM),
         "cudnn": lambda: RuntimeError("cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear "

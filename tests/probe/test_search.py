@@ -28,7 +28,7 @@ def run(device, cfg, clock, **kw):
 
 
 @pytest.mark.parametrize(
-    "backend", ["mps", "cuda", "cuda-runtime-error", "cudnn", "cpu", "cpu-memoryerror"]
+    "backend", ["mps", "mps-buffer-size", "cuda", "cuda-runtime-error", "cudnn", "cpu", "cpu-memoryerror"]
 )
 def test_out_of_memory_above_a_threshold_gives_the_largest_fitting_size(
     backend, oom_errors, fake_device, probe_cfg, clock

@@ -54,3 +54,21 @@ def test_baselines_on_hand_made_set():
     assert reg["zero_return"]["mse"] == pytest.approx((0.0001 + 0.0001) / 2)
     assert reg["train_mean"]["mae"] == pytest.approx((0.01 + 0.03) / 2)
     assert set(reg) == {"zero_return", "train_mean", "linear"}
+
+
+@pytest.mark.parametrize("task", ["threshold", "return"])
+def test_baselines_of_device_tensors_copy_to_the_host_before_float64(strict_device, task):
+    # fit_logistic / fit_linear get the training labels and last rows still on the device; on MPS
+    # a cast-and-copy to float64 raises (torch <= 2.13) or gives zeros (2.14).
+    train_y = torch.tensor([1.0, 0.0, 0.0, 0.0]) if task == "threshold" else torch.tensor([0.01, 0.03, 0.02, 0.02])
+    test_y = torch.tensor([1.0, 0.0, 1.0, 0.0]) if task == "threshold" else torch.tensor([0.01, -0.01, 0.0, 0.02])
+    x_train = torch.tensor([[2.0], [-1.0], [-2.0], [-1.5]])
+    x_test = torch.tensor([[1.5], [-1.0], [2.5], [-2.0]])
+    expected = baselines(task, train_y, test_y, x_train, x_test)
+    device = torch.device("cpu", 0)
+    with strict_device() as mode:
+        on_device = [t.to(device) for t in (train_y, test_y, x_train, x_test)]
+        assert all(mode.is_device(t) for t in on_device)
+        out = baselines(task, *on_device)
+    assert not mode.refused
+    assert out == expected

@@ -83,13 +83,14 @@ class WindowSet:
     @property
     def positive_rate(self) -> float:
         """Mean label: the share of positives for a 0/1 task."""
-        return float(self._labels.double().mean()) if len(self) else float("nan")
+        # Copy to the host before the cast: MPS has no float64.
+        return float(self._labels.cpu().double().mean()) if len(self) else float("nan")
 
     def label_stats(self) -> dict[str, float]:
         """Mean and population std of the labels, computed in float64."""
-        labels = self._labels.double()
         if not len(self):
             return {"mean": float("nan"), "std": float("nan")}
+        labels = self._labels.cpu().double()  # copy, then cast: MPS has no float64
         return {"mean": float(labels.mean()), "std": float(labels.std(unbiased=False))}
 
     def batch_indices(

@@ -83,10 +83,19 @@ def task_metrics(task: str, y: np.ndarray, output: np.ndarray) -> dict[str, floa
     return regression_metrics(y, output)
 
 
+def to_host_float64(t: torch.Tensor) -> torch.Tensor:
+    """A float64 copy on the host: copy first, then cast.
+
+    ``t.to("cpu", torch.float64)`` casts and copies in one call, which on MPS is a float64 copy
+    that Metal cannot make: torch <= 2.13 raises "Cannot convert a MPS Tensor to float64", and
+    2.14 has been reported to return zeros (PyTorch issues #197715, #197722).
+    """
+    return t.detach().cpu().double()
+
+
 def fit_logistic(x: torch.Tensor, y: torch.Tensor, l2: float = 1e-3, iters: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
     """L2-regularised logistic regression by L-BFGS on the host (float64); returns (w, b)."""
-    x = x.detach().to("cpu", torch.float64)
-    y = y.detach().to("cpu", torch.float64)
+    x, y = to_host_float64(x), to_host_float64(y)
     w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
     b = torch.zeros((), dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([w, b], max_iter=iters, line_search_fn="strong_wolfe")
@@ -103,8 +112,7 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, l2: float = 1e-3, iters: int 
 
 def fit_linear(x: torch.Tensor, y: torch.Tensor, l2: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
     """Ridge regression in closed form on the host (float64); returns (w, b)."""
-    x = x.detach().to("cpu", torch.float64)
-    y = y.detach().to("cpu", torch.float64)
+    x, y = to_host_float64(x), to_host_float64(y)
     x_mean, y_mean = x.mean(0), y.mean()
     xc, yc = x - x_mean, y - y_mean
     gram = xc.T @ xc + l2 * len(x) * torch.eye(x.shape[1], dtype=torch.float64)
@@ -126,20 +134,20 @@ def baselines(
     last-row features, fitted on the training windows). Return: ``zero_return``,
     ``train_mean`` and ``linear`` (ridge regression on the same features).
     """
-    y_test = test_y.detach().cpu().double().numpy()
+    y_test = to_host_float64(test_y).numpy()
     n = len(y_test)
     out: dict[str, dict[str, float]] = {}
     if is_classification(task):
-        rate = float(train_y.detach().cpu().double().mean())
+        rate = float(to_host_float64(train_y).mean())
         out["base_rate"] = classification_metrics(y_test, np.full(n, rate))
         out["always_up"] = classification_metrics(y_test, np.ones(n))
         w, b = fit_logistic(train_last_rows, train_y)
-        logits = test_last_rows.detach().cpu().double() @ w + b
+        logits = to_host_float64(test_last_rows) @ w + b
         out["logistic"] = classification_metrics(y_test, torch.sigmoid(logits).numpy())
     else:
         out["zero_return"] = regression_metrics(y_test, np.zeros(n))
-        mean = float(train_y.detach().cpu().double().mean())
+        mean = float(to_host_float64(train_y).mean())
         out["train_mean"] = regression_metrics(y_test, np.full(n, mean))
         w, b = fit_linear(train_last_rows, train_y)
-        out["linear"] = regression_metrics(y_test, (test_last_rows.detach().cpu().double() @ w + b).numpy())
+        out["linear"] = regression_metrics(y_test, (to_host_float64(test_last_rows) @ w + b).numpy())
     return out
