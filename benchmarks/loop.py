@@ -32,7 +32,7 @@ from fintrain.config import TrainConfig, load_config
 from fintrain.data import fetch, import_file
 from fintrain.thermal import ThermalMonitor, open_sensor
 from fintrain.tracking import RunInfo, make_sinks
-from fintrain.train.loop import Checkpointer, fit, loss_function, lr_factor, make_optimizer
+from fintrain.train.loop import Checkpointer, FitData, fit, loss_function, lr_factor, make_optimizer
 from fintrain.train.run import build_model, model_config_for
 from fintrain.train.prepare import prepare_data
 
@@ -82,7 +82,7 @@ def bare_loop(model, train, cfg, task, batch_size, steps) -> float:
 def full_fit(model, prepared, cfg, model_cfg, batch_size, steps, run_dir: Path) -> float:
     """Samples/s of fit() with the panel, JSON lines, TensorBoard and a thermal monitor on."""
     splits = prepared.splits
-    train_cfg = TrainConfig.model_validate({**cfg.train.model_dump(), "max_steps": steps})
+    train_cfg = TrainConfig.model_validate({**cfg.train.model_dump(), "max_steps": steps, "batch_size": batch_size})
     info = RunInfo(run_name=run_dir.name, run_dir=run_dir, device="cpu", ticker=cfg.data.ticker,
                    tier=cfg.features.tier, budget=cfg.model.budget, params=sum(p.numel() for p in model.parameters()),
                    task=cfg.target.task, epochs=cfg.train.epochs, steps_per_epoch=len(splits.train) // batch_size,
@@ -91,8 +91,8 @@ def full_fit(model, prepared, cfg, model_cfg, batch_size, steps, run_dir: Path) 
     sink = make_sinks(info, run_dir, {"budget": cfg.model.budget}, live=True, console=terminal)
     monitor = ThermalMonitor(cfg.thermal, open_sensor(f"replay:{TRACE}")).start()
     try:
-        result = fit(model, splits.train, splits.val, train_cfg, cfg.target.task, sink,
-                     Checkpointer(run_dir / "checkpoints", {}), batch_size=batch_size, monitor=monitor)
+        data = FitData(splits.train, splits.val, cfg.target.task)
+        result = fit(model, data, train_cfg, sink, Checkpointer(run_dir / "checkpoints", {}), monitor=monitor)
     finally:
         monitor.stop()
         sink.close()

@@ -6,7 +6,7 @@
 from pathlib import Path
 
 from fintrain.config import load_config
-from fintrain.train.run import plan_run, start_run
+from fintrain.train.run import RunOptions, plan_run, start_run
 
 data_dir, runs_dir = Path("data"), Path("runs")
 cfg = load_config(
@@ -20,5 +20,5 @@ cfg = load_config(
 plan = plan_run(cfg, data_dir)  # fetches, builds features, builds the model: no training
 print(f"{plan.params:,} parameters, {len(plan.prepared.splits.train):,} training windows")
 
-outcome = start_run(cfg, data_dir, runs_dir, live=False)
+outcome = start_run(cfg, data_dir, runs_dir, options=RunOptions(live=False))
 print(outcome.run_dir, outcome.summary["test"]["auc"], outcome.summary["baselines"]["base_rate"]["auc"])

@@ -116,3 +116,27 @@ def strict_device():
     from device tensors, no ``.numpy()`` on them; see tests/strict_device.py), and the library's
     ``resolve_device("cpu")`` gives ``cpu:0``. It yields the mode (``mode.mark(t)``)."""
     return strict_device_module.strict_device
+
+
+class AtTrainRecord:
+    """A sink that calls ``action(step)`` at each ``train`` record (every ``log_every`` steps).
+
+    How tests crash, interrupt or look into a run from outside, as a caller's own sink would
+    (``RunOptions(sinks=...)``), with no seam in the library's signatures.
+    """
+
+    def __init__(self, action):
+        self.action = action
+
+    def log(self, record, step):
+        if record["kind"] == "train":
+            self.action(step)
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def at_train_record():
+    """The ``AtTrainRecord`` sink class."""
+    return AtTrainRecord

@@ -36,8 +36,11 @@ def reference(tiny_config: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     """Final weights of an uninterrupted run of the tiny config, which every resume must match."""
     root = tmp_path_factory.mktemp("reference")
     cfg = load_config(tiny_config, environ={})
-    run_lib.start_run(cfg, root / "data", root / "runs", run_name="full", live=False)
+    run_lib.start_run(cfg, root / "data", root / "runs", run_name="full", options=QUIET)
     return _weights(root / "runs" / "full")
+
+
+QUIET = run_lib.RunOptions(live=False)
 
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -142,41 +145,43 @@ def _run_lib_config(tiny_config: Path, **train):
     return cfg
 
 
-def test_crash_between_checkpoints_then_resume_is_bitwise_identical(tmp_path, tiny_config, reference):
+def test_crash_between_checkpoints_then_resume_is_bitwise_identical(tmp_path, tiny_config, reference, at_train_record):
     data, runs = tmp_path / "data", tmp_path / "runs"
     cfg = _run_lib_config(tiny_config, checkpoint_every=7)
 
-    def crash(state):
-        if state.step == 17:  # after the checkpoint at step 14, before the one at 21
+    def crash(step):
+        if step == 15:  # a train record after the checkpoint at step 14, before the one at 21
             raise RuntimeError("simulated kill")
 
     with pytest.raises(RuntimeError, match="simulated kill"):
-        run_lib.start_run(cfg, data, runs, run_name="crashed", live=False, step_hook=crash)
+        run_lib.start_run(cfg, data, runs, run_name="crashed",
+                          options=run_lib.RunOptions(live=False, sinks=(at_train_record(crash),)))
     assert load_checkpoint(runs / "crashed" / "checkpoints" / "last.pt")["step"] == 14
     assert not (runs / "crashed" / "running.json").exists()  # an error releases the run folder too
-    outcome = run_lib.resume_run(runs / "crashed", data, live=False)
-    assert outcome.summary["steps"] > 17
+    outcome = run_lib.resume_run(runs / "crashed", data, options=QUIET)
+    assert outcome.summary["steps"] > 15
     assert _same(reference, _weights(runs / "crashed"))
 
 
-def test_ctrl_c_saves_and_exits_130_then_resumes_identically(tmp_path, tiny_config, reference):
+def test_ctrl_c_saves_and_exits_130_then_resumes_identically(tmp_path, tiny_config, reference, at_train_record):
     data, runs = tmp_path / "data", tmp_path / "runs"
     cfg = _run_lib_config(tiny_config)
 
-    def interrupt(state):
-        if state.step == 10:
+    def interrupt(step):
+        if step == 10:
             signal.raise_signal(signal.SIGINT)
 
     from fintrain.train.loop import TrainingStopped
 
     with pytest.raises(TrainingStopped) as stop:
-        run_lib.start_run(cfg, data, runs, run_name="int", live=False, step_hook=interrupt)
+        run_lib.start_run(cfg, data, runs, run_name="int",
+                          options=run_lib.RunOptions(live=False, sinks=(at_train_record(interrupt),)))
     assert stop.value.exit_code == 130
     assert load_checkpoint(runs / "int" / "checkpoints" / "last.pt")["step"] == 10
     assert not (runs / "int" / "running.json").exists()
     events = [json.loads(x).get("event") for x in (runs / "int" / "metrics.jsonl").read_text().splitlines()]
     assert "interrupted" in events
-    run_lib.resume_run(runs / "int", data, live=False)
+    run_lib.resume_run(runs / "int", data, options=QUIET)
     assert _same(reference, _weights(runs / "int"))
 
 
@@ -273,9 +278,10 @@ def test_thermal_pause_and_resume_leave_weights_unchanged(tmp_path, tiny_config,
     cfg = _run_lib_config(tiny_config)
     # 9 trace seconds per step: the 92 C plateau (warning band from ~104 s, paused after the
     # 30 s dwell) arrives around step 15 of 18, and the pause lasts until the trace cools.
-    factory = lambda c, notify: SteppedMonitor(c, EXAMPLE_TRACES / "rise_to_92.csv", 9.0)
-    outcome = run_lib.start_run(cfg, tmp_path / "data", tmp_path / "runs", run_name="hot", live=False,
-                                monitor_factory=factory)
+    monitor = SteppedMonitor(cfg, EXAMPLE_TRACES / "rise_to_92.csv", 9.0)
+    outcome = run_lib.start_run(cfg, tmp_path / "data", tmp_path / "runs", run_name="hot",
+                                options=run_lib.RunOptions(live=False, monitor=monitor))
+    monitor.stop()
     names = _events(outcome.run_dir)
     assert names.count("thermal_pause") == 1 and names.count("thermal_resume") == 1
     assert names.index("thermal_pause") < names.index("thermal_resume")
@@ -287,15 +293,16 @@ def test_thermal_critical_exits_3_with_a_checkpoint_that_resumes(tmp_path, tiny_
     from fintrain.train.loop import TrainingStopped
 
     cfg = _run_lib_config(tiny_config)
-    factory = lambda c, notify: SteppedMonitor(c, EXAMPLE_TRACES / "critical_97.csv", 9.0)
+    monitor = SteppedMonitor(cfg, EXAMPLE_TRACES / "critical_97.csv", 9.0)
     with pytest.raises(TrainingStopped) as stop:
-        run_lib.start_run(cfg, tmp_path / "data", tmp_path / "runs", run_name="crit", live=False,
-                          monitor_factory=factory)
+        run_lib.start_run(cfg, tmp_path / "data", tmp_path / "runs", run_name="crit",
+                          options=run_lib.RunOptions(live=False, monitor=monitor))
+    monitor.stop()
     assert stop.value.exit_code == 3
     run = tmp_path / "runs" / "crit"
     assert (run / "checkpoints" / "last.pt").is_file() and not (run / "summary.json").exists()
     assert "thermal_stop" in _events(run)
-    run_lib.resume_run(run, tmp_path / "data", {"thermal.source": "none"}, live=False)
+    run_lib.resume_run(run, tmp_path / "data", {"thermal.source": "none"}, options=QUIET)
     assert _same(reference, _weights(run))
 
 
@@ -326,18 +333,17 @@ def test_four_sample_tickers_pool_and_report_per_ticker(cli, tiny_config, tmp_pa
     assert both.exit_code == 2 and "not both" in both.output
 
 
-def test_running_json_names_the_training_process_and_goes_when_it_ends(tmp_path, tiny_config):
+def test_running_json_names_the_training_process_and_goes_when_it_ends(tmp_path, tiny_config, at_train_record):
     from fintrain.experiments.runs import read_run
 
     run = tmp_path / "runs" / "m"
     seen = []
 
-    def look(state):
-        if state.step == 2:
-            seen.append((json.loads((run / "running.json").read_text()), read_run(run).status))
+    def look(step):
+        seen.append((json.loads((run / "running.json").read_text()), read_run(run).status))
 
     run_lib.start_run(_run_lib_config(tiny_config, max_steps=3), tmp_path / "data", tmp_path / "runs",
-                      run_name="m", live=False, step_hook=look)
+                      run_name="m", options=run_lib.RunOptions(live=False, sinks=(at_train_record(look),)))
     marker, status = seen[0]
     assert marker["pid"] == os.getpid() and marker["hostname"] == socket.gethostname() and marker["argv"] == sys.argv
     started = dt.datetime.fromisoformat(marker["started_at"])
@@ -346,17 +352,18 @@ def test_running_json_names_the_training_process_and_goes_when_it_ends(tmp_path,
     assert not (run / "running.json").exists() and read_run(run).status == "finished"
 
 
-def test_resume_refused_while_another_process_holds_the_run(cli, tmp_path, tiny_config, folder_snapshot, caplog):
+def test_resume_refused_while_another_process_holds_the_run(cli, tmp_path, tiny_config, folder_snapshot, caplog,
+                                                            at_train_record):
     """A live marker of another process: exit 1, one line, nothing touched. Once that process is
     gone its marker is stale, and a resume replaces it and trains."""
-    cfg = _run_lib_config(tiny_config, checkpoint_every=2, max_steps=6)
+    cfg = _run_lib_config(tiny_config, checkpoint_every=2, max_steps=6, log_every=3)
 
-    def crash(state):
-        if state.step == 3:
-            raise RuntimeError("simulated crash")
+    def crash(step):
+        raise RuntimeError("simulated crash")
 
     with pytest.raises(RuntimeError):
-        run_lib.start_run(cfg, cli.data_dir, cli.runs_dir, run_name="busy", live=False, step_hook=crash)
+        run_lib.start_run(cfg, cli.data_dir, cli.runs_dir, run_name="busy",
+                          options=run_lib.RunOptions(live=False, sinks=(at_train_record(crash),)))
     run = cli.runs_dir / "busy"
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
@@ -374,8 +381,8 @@ def test_resume_refused_while_another_process_holds_the_run(cli, tmp_path, tiny_
     # The same marker now names a reaped process.
     pids = []
     with caplog.at_level(logging.INFO, logger="fintrain.train.marker"):
-        outcome = run_lib.resume_run(run, cli.data_dir, live=False, step_hook=lambda state: pids.append(
-            json.loads((run / "running.json").read_text())["pid"]))
+        look = at_train_record(lambda step: pids.append(json.loads((run / "running.json").read_text())["pid"]))
+        outcome = run_lib.resume_run(run, cli.data_dir, options=run_lib.RunOptions(live=False, sinks=(look,)))
     assert f"replacing the stale marker of pid {other.pid}" in caplog.text
     assert set(pids) == {os.getpid()} and outcome.summary["steps"] == 6
     assert not (run / "running.json").exists()
@@ -393,5 +400,5 @@ def test_two_runs_given_one_name_at_once_the_later_is_refused(tmp_path, tiny_con
     monkeypatch.setattr(run_lib, "plan_run", plan_while_another_starts)
     with pytest.raises(ConfigError, match="run folder .*same exists"):
         run_lib.start_run(_run_lib_config(tiny_config, max_steps=2), tmp_path / "data", tmp_path / "runs",
-                          run_name="same", live=False)
+                          run_name="same", options=QUIET)
     assert list((tmp_path / "runs" / "same").iterdir()) == []  # the other process's folder is left alone

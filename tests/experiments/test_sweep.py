@@ -14,6 +14,9 @@ from fintrain.errors import ConfigError
 from fintrain.experiments import sweep as sweep_lib
 from fintrain.train.marker import RunBusyError
 from fintrain.experiments.runs import list_runs
+from fintrain.train.options import RunOptions
+
+QUIET = RunOptions(live=False)
 
 
 @pytest.fixture
@@ -55,7 +58,7 @@ def test_cell_config_sets_budget_and_seed_only(tiny):
 def test_a_cell_of_another_configuration_is_refused_before_any_training(tmp_path, tiny, write_run):
     write_run(tmp_path / "runs", "x-2m-seed0", ticker="SPY")
     with pytest.raises(ConfigError, match=r"x-2m-seed0 holds a run of another configuration \(.*data.ticker='SPY' in the cell, 'MSFT' now"):
-        sweep_lib.run_sweep(tiny, "x", ["2m"], 1, tmp_path / "data", tmp_path / "runs", live=False)
+        sweep_lib.run_sweep(tiny, "x", ["2m"], 1, tmp_path / "data", tmp_path / "runs", options=QUIET)
     assert not (tmp_path / "data").exists()  # nothing fetched, nothing trained
 
 
@@ -63,21 +66,21 @@ def _stored(run_dir):
     return {p: (run_dir / p).read_bytes() for p in ("summary.json", "metrics.jsonl", "checkpoints/last.pt")}
 
 
-def test_interrupted_sweep_resumes_without_redoing_finished_cells(tmp_path, tiny):
+def test_interrupted_sweep_resumes_without_redoing_finished_cells(tmp_path, tiny, at_train_record):
     from fintrain.train.loop import TrainingStopped
 
     data, runs = tmp_path / "data", tmp_path / "runs"
-    steps = [0]
+    records = [0]
 
-    def ctrl_c_in_third_cell(state):
-        steps[0] += 1
-        if steps[0] == 10:  # cells train 4 steps each: step 2 of the third cell
+    def ctrl_c_in_third_cell(step):
+        records[0] += 1
+        if records[0] == 5:  # cells train 4 steps each, logged at 2 and 4: step 2 of the third cell
             signal.raise_signal(signal.SIGINT)
 
     seen = []
+    options = RunOptions(live=False, sinks=(at_train_record(ctrl_c_in_third_cell),))
     with pytest.raises(TrainingStopped) as stop:
-        sweep_lib.run_sweep(tiny, "s", ["2m", "20m"], 2, data, runs, live=False,
-                            step_hook=ctrl_c_in_third_cell, on_cell=seen.append)
+        sweep_lib.run_sweep(tiny, "s", ["2m", "20m"], 2, data, runs, options=options, on_cell=seen.append)
     assert stop.value.exit_code == 130 and stop.value.run_dir == runs / "s-20m-seed0"
     assert [(p.index, p.cell.name, p.action, p.finished) for p in seen] == [
         (0, "s-2m-seed0", "new", 0), (1, "s-2m-seed1", "new", 1), (2, "s-20m-seed0", "new", 2)]
@@ -87,7 +90,7 @@ def test_interrupted_sweep_resumes_without_redoing_finished_cells(tmp_path, tiny
     finished_before = {name: _stored(runs / name) for name in ("s-2m-seed0", "s-2m-seed1")}
 
     seen.clear()
-    result = sweep_lib.run_sweep(tiny, "s", ["2m", "20m"], 2, data, runs, live=False, on_cell=seen.append)
+    result = sweep_lib.run_sweep(tiny, "s", ["2m", "20m"], 2, data, runs, options=QUIET, on_cell=seen.append)
     assert [(c.cell.name, c.action) for c in result.cells] == [
         ("s-2m-seed0", "skip"), ("s-2m-seed1", "skip"), ("s-20m-seed0", "resume"), ("s-20m-seed1", "new")]
     for name, files in finished_before.items():
@@ -100,7 +103,7 @@ def test_interrupted_sweep_resumes_without_redoing_finished_cells(tmp_path, tiny
     assert all(r.steps == 4 for r in records.values())
 
     # A third call has nothing left to do; asking for more steps extends every cell instead.
-    again = sweep_lib.run_sweep(tiny, "s", ["2m"], 1, data, runs, live=False)
+    again = sweep_lib.run_sweep(tiny, "s", ["2m"], 1, data, runs, options=QUIET)
     assert [c.action for c in again.cells] == ["skip"]
     assert sweep_lib.plan_action(runs / "s-2m-seed0", sweep_lib.cell_config(
         load_config(None, {**tiny.model_dump(mode="json"), "train": {**tiny.model_dump(mode="json")["train"], "max_steps": 6}}, environ={}),
@@ -117,13 +120,13 @@ def test_a_cell_that_died_before_its_first_checkpoint(tmp_path, tiny, monkeypatc
     assert sweep_lib.plan_action(cell, cfg) == "new"
     write_marker(cell, os.getpid())
     with pytest.raises(RunBusyError, match=f"is being trained by pid {os.getpid()} on host"):
-        sweep_lib.run_sweep(tiny, "x", ["20m", "2m"], 1, tmp_path / "data", runs, live=False)
+        sweep_lib.run_sweep(tiny, "x", ["20m", "2m"], 1, tmp_path / "data", runs, options=QUIET)
     assert cell.is_dir() and not (tmp_path / "data").exists()  # refused before the first cell trained
     (cell / "checkpoints").mkdir()
     (cell / "checkpoints" / "last.pt").write_bytes(b"checkpoint")
     assert sweep_lib.plan_action(cell, cfg) == "resume"  # a cell to resume is refused the same way
     with pytest.raises(RunBusyError, match="wait for it to finish or stop it"):
-        sweep_lib.run_sweep(tiny, "x", ["2m"], 1, tmp_path / "data", runs, live=False)
+        sweep_lib.run_sweep(tiny, "x", ["2m"], 1, tmp_path / "data", runs, options=QUIET)
     (cell / "checkpoints" / "last.pt").unlink()
     write_marker(cell, dead_pid)
 
@@ -135,6 +138,6 @@ def test_a_cell_that_died_before_its_first_checkpoint(tmp_path, tiny, monkeypatc
 
     monkeypatch.setattr("fintrain.train.run.start_run", fake_start_run)
     notes = []
-    result = sweep_lib.run_sweep(tiny, "x", ["2m"], 1, tmp_path / "data", runs, live=False, notify=notes.append)
+    result = sweep_lib.run_sweep(tiny, "x", ["2m"], 1, tmp_path / "data", runs, options=RunOptions(live=False, notify=notes.append))
     assert started == ["x-2m-seed0"] and not cell.exists() and result.cells[0].action == "new"
     assert "has no checkpoint to resume from; starting the cell again" in notes[0]

@@ -22,14 +22,20 @@ from fintrain.config import TrainConfig
 from fintrain.dataset import WindowSet
 from fintrain.train.checkpoint import load_checkpoint
 from fintrain.train.distributed import from_environment, shutdown
-from fintrain.train.loop import Checkpointer, TrainingStopped, fit
+from fintrain.train.loop import Checkpointer, FitData, TrainingStopped, fit
 
 STOP_AT = 11
 
 
-class NullSink:
+class CtrlCAt:
+    """A sink that sends this process a Ctrl-C at the train record of ``step`` (or never)."""
+
+    def __init__(self, step: int | None):
+        self.step = step
+
     def log(self, record, step):
-        pass
+        if record["kind"] == "train" and step == self.step:
+            signal.raise_signal(signal.SIGINT)
 
     def close(self):
         pass
@@ -62,17 +68,14 @@ def main() -> None:
     try:
         torch.manual_seed(0)  # identical initial weights on every rank, as build_model does
         model = DropoutNet()
-        cfg = TrainConfig(epochs=3, log_every=4, warmup_steps=0, checkpoint_every=1000, lr=1e-2)
+        # log_every=1: a train record after every step, where rank 0's sink can press Ctrl-C.
+        cfg = TrainConfig(epochs=3, log_every=1, warmup_steps=0, checkpoint_every=1000, lr=1e-2, batch_size=8)
         resume = load_checkpoint(folder / "last.pt") if mode == "resume" else None
 
-        def interrupt(state):
-            if state.step == STOP_AT:
-                signal.raise_signal(signal.SIGINT)
-
-        hook = interrupt if mode == "interrupt" and dist.is_main else None
+        sink = CtrlCAt(STOP_AT if mode == "interrupt" and dist.is_main else None)
         try:
-            fit(model, split(64, 1), split(32, 2), cfg, "direction", NullSink(), Checkpointer(folder, {}),
-                batch_size=8, resume=resume, step_hook=hook, dist=dist)
+            fit(model, FitData(split(64, 1), split(32, 2), "direction"), cfg, sink, Checkpointer(folder, {}),
+                resume=resume, dist=dist)
         except TrainingStopped as stopped:
             assert stopped.exit_code == 130 and mode == "interrupt"
         if dist.is_main:

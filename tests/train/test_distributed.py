@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from fintrain.train.distributed import INTERRUPT, PAUSE, RUN, Distributed
+from fintrain.train.distributed import Decision, Distributed
+
+RUN, PAUSE, INTERRUPT = Decision.RUN, Decision.PAUSE, Decision.INTERRUPT
 
 
 def test_global_batch_is_split_in_rank_order():

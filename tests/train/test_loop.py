@@ -10,7 +10,9 @@ from fintrain.dataset import WindowSet
 from fintrain.thermal import ThermalStatus
 from fintrain.train.loop import (
     Checkpointer,
+    FitData,
     FitState,
+    StopReason,
     fit,
     loss_function,
     lr_factor,
@@ -52,8 +54,18 @@ def test_losses_and_positive_weight():
 
 
 def test_fit_state_round_trip():
-    state = FitState(step=5, best_val=0.5, done=True, stop_reason="epochs=1")
+    state = FitState(step=5, best_val=0.5, stop=StopReason.EARLY_STOPPING)
     assert FitState.from_dict({**state.to_dict(), "unknown": 1}) == state
+    assert state.to_dict()["stop"] == "early_stopping" and type(state.to_dict()["stop"]) is str  # weights_only loads it
+
+
+def test_a_checkpoint_from_before_the_stop_reason_enum_reads_back():
+    old = {"step": 9, "done": True, "stop_reason": "early stopping (patience 5)"}
+    assert FitState.from_dict(old).stop is StopReason.EARLY_STOPPING
+    assert FitState.from_dict({**old, "stop_reason": "max_steps=9"}).stop is StopReason.MAX_STEPS
+    assert FitState.from_dict({**old, "stop_reason": "epochs=3"}).stop is StopReason.EPOCHS
+    assert not FitState.from_dict({"step": 4, "done": False, "stop_reason": ""}).done
+    assert StopReason.MAX_STEPS.describe(TrainConfig(max_steps=9)) == "max_steps=9"
 
 
 class RecordingSink:
@@ -68,20 +80,24 @@ class RecordingSink:
 
 
 class NewSampleEvery:
-    """A monitor whose status is a new object every ``every`` steps (one per sensor sample)."""
+    """A monitor whose status is a new object every ``every`` steps (one per sensor sample).
+
+    The loop asks once before each step, so the question before step k + 1 sees the sample
+    taken after step k.
+    """
 
     def __init__(self, every: int):
         self.every = every
-        self.samples = 0
+        self.asked = 0
         self._status = ThermalStatus(temp_c=60.0, band="normal", samples=0)
 
     def status(self):
+        steps_done = self.asked
+        self.asked += 1
+        if steps_done and steps_done % self.every == 0:
+            samples = steps_done // self.every
+            self._status = ThermalStatus(temp_c=60.0 + samples, band="normal", samples=samples)
         return self._status
-
-    def on_step(self, state):
-        if state.step % self.every == 0:
-            self.samples += 1
-            self._status = ThermalStatus(temp_c=60.0 + self.samples, band="normal", samples=self.samples)
 
 
 def tiny_split(n: int, seed: int) -> WindowSet:
@@ -104,9 +120,9 @@ def test_fit_shows_each_new_thermal_sample_at_once_and_logs_the_mean_loss(tmp_pa
     torch.manual_seed(0)
     monitor = NewSampleEvery(every=3)
     sink = RecordingSink()
-    cfg = TrainConfig(epochs=2, log_every=5, warmup_steps=0, checkpoint_every=1000)
-    result = fit(LastRow(), tiny_split(64, 1), tiny_split(32, 2), cfg, "direction", sink,
-                 Checkpointer(tmp_path, {}), batch_size=8, monitor=monitor, step_hook=monitor.on_step)
+    cfg = TrainConfig(epochs=2, log_every=5, warmup_steps=0, checkpoint_every=1000, batch_size=8)
+    data = FitData(tiny_split(64, 1), tiny_split(32, 2), "direction")
+    result = fit(LastRow(), data, cfg, sink, Checkpointer(tmp_path, {}), monitor=monitor)
     assert result.state.step == 16
     status_temps = [r["thermal/temp_c"] for r in sink.records if r["kind"] == "status"]
     # Each sample is shown at the step after it arrived, between log steps too (5, 8, 10, 15, 16).

@@ -18,6 +18,7 @@ from fintrain.cli.common import (
 from fintrain.cli.train import _batch_size, _notify
 from fintrain.errors import TrainingStopped
 from fintrain.experiments import sweep as sweep_lib
+from fintrain.train.options import RunOptions
 
 
 def _clock(seconds: float | None) -> str:
@@ -101,7 +102,8 @@ def sweep(
     live = not no_live and not json_ and err_console.is_terminal
     try:
         result = sweep_lib.run_sweep(base, name, budgets.split(","), seeds, ws.data_dir, ws.runs_dir,
-                                     live=live, console=err_console, notify=_notify, on_cell=_progress)
+                                     options=RunOptions(live=live, console=err_console, notify=_notify),
+                                     on_cell=_progress)
     except TrainingStopped as stop:
         err_console.print(f"[bold red]stopped:[/] {stop.run_dir.name if stop.run_dir else ''}: {stop}",
                           highlight=False, soft_wrap=True)

@@ -102,6 +102,7 @@ def train(
     dist = distributed.from_environment()
     live = not no_live and not json_ and err_console.is_terminal and dist.is_main
     notify = _notify if dist.is_main else (lambda message: None)
+    options = run_lib.RunOptions(live=live, console=err_console, notify=notify, dist=dist)
     try:
         if resume is not None:
             given = {
@@ -120,7 +121,7 @@ def train(
                          "train.epochs": epochs, "train.checkpoint_every": checkpoint_every}
             outcome = run_lib.resume_run(
                 resume, ws.data_dir, {k: v for k, v in overrides.items() if v is not None},
-                live=live, console=err_console, notify=notify, dist=dist,
+                options=options,
             )
             run_dir = outcome.run_dir
             if outcome.already_finished:
@@ -155,8 +156,7 @@ def train(
                 return
             name = run_name or run_lib.default_run_name(cfg)
             run_dir = ws.runs_dir / name
-            outcome = run_lib.start_run(cfg, ws.data_dir, ws.runs_dir, run_name=name, live=live,
-                                        console=err_console, notify=notify, dist=dist)
+            outcome = run_lib.start_run(cfg, ws.data_dir, ws.runs_dir, run_name=name, options=options)
     except TrainingStopped as stop:
         if dist.is_main:
             where = resume if resume is not None else run_dir

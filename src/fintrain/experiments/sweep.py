@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 
 from fintrain.config import RESUMABLE_FIELDS, RunConfig, validate_config
 from fintrain.errors import ConfigError, TrainingStopped
 from fintrain.train.marker import RunBusyError, busy_message, live_marker
+from fintrain.train.options import RunOptions
 from fintrain.experiments.runs import CONFIG_FILE, LAST_CHECKPOINT, SUMMARY_FILE
 
 log = logging.getLogger(__name__)
@@ -217,12 +217,8 @@ def run_sweep(
     data_dir: Path,
     runs_dir: Path,
     *,
-    live: bool = True,
-    console: Console | None = None,
-    notify: Callable[[str], None] = log.info,
+    options: RunOptions = RunOptions(),
     on_cell: Callable[[SweepProgress], None] | None = None,
-    step_hook: Callable[[Any], None] | None = None,
-    monitor_factory: Any = None,
 ) -> SweepResult:
     """Train every cell of a sweep that is not finished yet, one after another.
 
@@ -237,13 +233,9 @@ def run_sweep(
         seeds: how many seeds per budget (0 .. seeds-1).
         data_dir: the data folder (fetched and built once, by the first cell).
         runs_dir: where the cell folders go.
-        live: show each cell's live panel (on a terminal).
-        console: where progress goes.
-        notify: receives one-line messages (data fetched, a folder without checkpoint restarted).
+        options: how each cell is shown and watched (live panel, console, messages, extra
+            sinks, a thermal monitor); ``notify`` also hears of a cell folder restarted.
         on_cell: called before each cell with the overall progress.
-        step_hook: passed to each run (a test seam: called after every optimizer step).
-        monitor_factory: opens each cell's thermal monitor (a test seam; the default opens
-            ``thermal.source``).
 
     Returns:
         A SweepResult with one CellResult per cell.
@@ -267,9 +259,6 @@ def run_sweep(
     for cell, action in zip(cells, actions):
         if action != SKIP:
             _refuse_if_live(Path(runs_dir) / cell.name)
-    seams: dict[str, Any] = {"step_hook": step_hook}
-    if monitor_factory is not None:
-        seams["monitor_factory"] = monitor_factory
     result = SweepResult(name)
     started = time.monotonic()
     for index, (cell, cfg) in enumerate(zip(cells, configs)):
@@ -286,12 +275,10 @@ def run_sweep(
                 summary = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
             elif action == NEW:
                 if run_dir.exists():
-                    _clear_dead_cell(run_dir, notify)
-                summary = run_lib.start_run(cfg, data_dir, runs_dir, run_name=cell.name, live=live,
-                                            console=console, notify=notify, **seams).summary
+                    _clear_dead_cell(run_dir, options.notify)
+                summary = run_lib.start_run(cfg, data_dir, runs_dir, run_name=cell.name, options=options).summary
             else:
-                summary = run_lib.resume_run(run_dir, data_dir, overrides, live=live, console=console,
-                                             notify=notify, **seams).summary
+                summary = run_lib.resume_run(run_dir, data_dir, overrides, options=options).summary
         except TrainingStopped as stop:
             stop.run_dir = run_dir
             raise

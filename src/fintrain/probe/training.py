@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from fintrain.model import build_model, model_config_for
 from fintrain.probe.memory import meter_for
 from fintrain.probe.search import ProbeResult, StepFactory, Trial, search_batch_size
 from fintrain.train.batch_cache import store_result
-from fintrain.train.loop import WindowSet, loss_function, make_optimizer
+from fintrain.train.loop import WindowSet, loss_function, make_optimizer, train_step
 from fintrain.train.prepare import check_names, prepare_data
 
 log = logging.getLogger(__name__)
@@ -40,13 +39,6 @@ class ProbeRun:
     cache_file: Path | None
 
 
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast when the run asks for it (it changes both speed and activation memory)."""
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def training_step_factory(
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
@@ -57,9 +49,9 @@ def training_step_factory(
 ) -> StepFactory:
     """``make_step(batch_size)``: a fresh model and optimizer, and one full training step.
 
-    The step does what ``fit`` does per batch: gather the windows, forward (under autocast for
-    bf16), loss, backward, gradient clipping, AdamW step, then synchronises the device so the
-    caller's clock measures the work and not the queueing of it. The model and optimizer are
+    The step is ``fit``'s: gather the windows, then :func:`~fintrain.train.loop.train_step`
+    (forward under autocast for bf16, loss, backward, gradient clipping, AdamW step), then it
+    synchronises the device so the caller's clock measures the work and not the queueing of it. The model and optimizer are
     new for every size, so the optimizer's state (two moments per parameter, allocated at the
     first step) counts in each trial's memory.
     """
@@ -74,14 +66,7 @@ def training_step_factory(
 
         def step() -> None:
             x, y = windows.gather(idx)  # (B, L, C), (B,)
-            with _autocast(device, train_cfg.precision):
-                out = model(x).reshape(-1)  # (B,)
-            loss = loss_fn(out, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if train_cfg.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
-            optimizer.step()
+            train_step(model, optimizer, loss_fn, x, y, train_cfg)
             synchronize(device)
 
         return step

@@ -10,14 +10,21 @@ from __future__ import annotations
 import datetime as dt
 import os
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
 import torch
 import torch.distributed as torch_dist
 from torch.nn.parallel import DistributedDataParallel
 
-# What a step's agreement can say, in rising priority (ranks take the maximum).
-RUN, PAUSE, STOP, INTERRUPT = 0, 1, 2, 3
+
+class Decision(IntEnum):
+    """What a step's agreement can say, in rising priority (ranks take the maximum)."""
+
+    RUN = 0
+    PAUSE = 1
+    STOP = 2  # a thermal critical: save last.pt and exit 3
+    INTERRUPT = 3  # Ctrl-C: save last.pt and exit 130
 
 
 @dataclass
@@ -52,14 +59,14 @@ class Distributed:
         torch_dist.all_reduce(stacked, op=torch_dist.ReduceOp.SUM)
         return list(stacked.to(values[0].device).unbind())
 
-    def agree(self, interrupt: bool, thermal: int) -> int:
+    def agree(self, interrupt: bool, thermal: Decision) -> Decision:
         """The step's decision: any rank's Ctrl-C wins, then rank 0's thermal action."""
-        local = INTERRUPT if interrupt else (thermal if self.is_main else RUN)
+        local = Decision.INTERRUPT if interrupt else (thermal if self.is_main else Decision.RUN)
         if not self.enabled:
             return local
         code = torch.tensor([local], dtype=torch.int64, device=self._comm_device())
         torch_dist.all_reduce(code, op=torch_dist.ReduceOp.MAX)
-        return int(code.item())
+        return Decision(int(code.item()))
 
     def all_gather(self, obj: Any) -> list[Any]:
         """Every rank's picklable object, in rank order, on every rank.

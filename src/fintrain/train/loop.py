@@ -1,8 +1,10 @@
-"""The training loop: one readable ``fit()`` with small pure helpers around it.
+"""The training loop: one readable ``fit()`` with small helpers around it.
 
-Batches are index gathers on window tensors that live on the device; the only host syncs are
-at logging steps. The loop asks the thermal monitor one question per step, saves exact-resume
-checkpoints, and stops cleanly on Ctrl-C or a thermal critical.
+``fit`` reads top to bottom: ask the thermal gate, take one ``train_step``, log the loss meter's
+mean every ``log_every`` steps, validate and checkpoint at the end of each epoch. Batches are
+index gathers on window tensors that live on the device; the only host syncs are at logging
+steps. Exact-resume checkpoints hold the weights, the optimizer, the schedule, the RNG states
+and a :class:`FitState`; training stops cleanly on Ctrl-C or a thermal critical.
 """
 
 from __future__ import annotations
@@ -15,39 +17,32 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
 from fintrain.config import TrainConfig
+from fintrain.device import manual_seed_all, memory_in_use, rng_state, set_rng_state, synchronize
 from fintrain.errors import FintrainError, TrainingStopped
 from fintrain.tracking.sink import MetricSink
 from fintrain.train.checkpoint import BEST, LAST, save_checkpoint
-from fintrain.device import (
-    manual_seed_all,
-    memory_in_use,
-    rng_state,
-    set_rng_state,
-    synchronize,
-)
-from fintrain.train.distributed import (
-    INTERRUPT,
-    PAUSE,
-    RUN,
-    STOP,
-    Distributed,
-    wrap_model,
-)
+from fintrain.train.distributed import Decision, Distributed, wrap_model
 from fintrain.train.metrics import is_classification, primary_metric, task_metrics
 
 log = logging.getLogger(__name__)
 
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
 
 class WindowSet(Protocol):
     """What the loop needs of a split (see ``fintrain.dataset``)."""
+
+    @property
+    def labels(self) -> torch.Tensor: ...
 
     def __len__(self) -> int: ...
 
@@ -56,9 +51,48 @@ class WindowSet(Protocol):
     def gather(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
+class ThermalSource(Protocol):
+    """What the loop needs of a thermal monitor: its latest status (``ThermalStatus``)."""
+
+    def status(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class FitData:
+    """The windows ``fit`` trains and validates on, and the task their labels follow."""
+
+    train: WindowSet
+    val: WindowSet
+    task: str
+
+
+class StopReason(StrEnum):
+    """Why a run ended normally (Ctrl-C and thermal stops raise ``TrainingStopped`` instead)."""
+
+    EPOCHS = "epochs"
+    MAX_STEPS = "max_steps"
+    EARLY_STOPPING = "early_stopping"
+
+    def describe(self, cfg: TrainConfig) -> str:
+        """In words, with the setting that ended the run: ``max_steps=200``."""
+        match self:
+            case StopReason.EPOCHS:
+                return f"epochs={cfg.epochs}"
+            case StopReason.MAX_STEPS:
+                return f"max_steps={cfg.max_steps}"
+            case StopReason.EARLY_STOPPING:
+                return f"early stopping (patience {cfg.patience})"
+
+    @classmethod
+    def from_text(cls, text: str) -> StopReason:
+        """The reason of a checkpoint written before the enum, which held ``describe``'s words."""
+        head = text.split("=")[0].split(" ")[0]
+        return cls.EARLY_STOPPING if head == "early" else cls(head)
+
+
 @dataclass
 class FitState:
-    """Progress that a checkpoint carries besides weights and optimizer state."""
+    """Progress that a checkpoint carries besides weights, optimizer, schedule and RNG states."""
 
     step: int = 0
     epoch: int = 0
@@ -67,22 +101,33 @@ class FitState:
     best_epoch: int = -1
     best_metric: float | None = None
     bad_epochs: int = 0
-    done: bool = False
-    stop_reason: str = ""
+    stop: StopReason | None = None
     train_seconds: float = 0.0
     samples_seen: int = 0
     paused_total_s: float = 0.0
     temp_max_c: float | None = None
 
+    @property
+    def done(self) -> bool:
+        """True once the run reached its end (epochs, max_steps or early stopping)."""
+        return self.stop is not None
+
     def to_dict(self) -> dict[str, Any]:
         """Plain values, which ``torch.load(weights_only=True)`` reads back."""
-        return asdict(self)
+        data = asdict(self)
+        data["stop"] = None if self.stop is None else str(self.stop)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FitState:
-        """Inverse of ``to_dict``; unknown keys are ignored."""
+        """Inverse of ``to_dict``; unknown keys are ignored, older checkpoints are read too."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        values = {k: v for k, v in data.items() if k in names}
+        if values.get("stop") is not None:
+            values["stop"] = StopReason(values["stop"])
+        elif data.get("done") and data.get("stop_reason"):  # written before StopReason
+            values["stop"] = StopReason.from_text(data["stop_reason"])
+        return cls(**values)
 
 
 @dataclass
@@ -130,7 +175,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
-def loss_function(task: str, pos_weight: torch.Tensor | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def loss_function(task: str, pos_weight: torch.Tensor | None = None) -> LossFn:
     """BCE with logits for threshold and direction, MSE for return; ``(out (B,), y (B,))``."""
     if is_classification(task):
         bce = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
@@ -152,65 +197,112 @@ def resolve_pos_weight(cfg: TrainConfig, task: str, train_labels: torch.Tensor) 
     return torch.tensor(value, dtype=torch.float32, device=train_labels.device)
 
 
-@torch.no_grad()
-def predict(model: nn.Module, data: WindowSet, batch_size: int, task: str, precision: str = "fp32") -> tuple[np.ndarray, np.ndarray]:
-    """Model outputs (probabilities or values) and labels for a whole split, on the host."""
-    was_training = model.training
-    model.eval()
-    outs, ys = [], []
-    device = next(model.parameters()).device
-    for idx in data.batch_indices(batch_size, shuffle=False, seed=0, epoch=0):
-        x, y = data.gather(idx)
-        with _autocast(device, precision):
-            out = model(x).reshape(-1).float()
-        outs.append(torch.sigmoid(out) if is_classification(task) else out)
-        ys.append(y)
-    model.train(was_training)
-    if not outs:
-        return np.zeros(0), np.zeros(0)
-    return torch.cat(outs).cpu().double().numpy(), torch.cat(ys).cpu().double().numpy()
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, data: WindowSet, batch_size: int, task: str, loss_fn: Callable, precision: str = "fp32") -> dict[str, float]:
-    """Loss and task metrics of a split, from one pass over it."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    total = torch.zeros((), device=device)
-    outs, ys = [], []
-    with torch.no_grad():
-        for idx in data.batch_indices(batch_size, shuffle=False, seed=0, epoch=0):
-            x, y = data.gather(idx)
-            with _autocast(device, precision):
-                out = model(x).reshape(-1).float()
-            total += loss_fn(out, y) * len(y)
-            outs.append(torch.sigmoid(out) if is_classification(task) else out)
-            ys.append(y)
-    model.train(was_training)
-    n = sum(len(y) for y in ys)
-    metrics = {"loss": float(total) / max(n, 1)}
-    if outs:
-        output = torch.cat(outs).cpu().double().numpy()
-        labels = torch.cat(ys).cpu().double().numpy()
-        metrics.update(task_metrics(task, labels, output))
-    return metrics
-
-
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast when the run asks for it (it changes both speed and activation memory)."""
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
-class _StopRequest:
+def train_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig
+) -> torch.Tensor:
+    """One optimizer step on one batch; returns the batch's mean loss (detached, on the device).
+
+    Forward (under bf16 autocast when ``cfg.precision`` says so), loss, backward, gradient
+    clipping at ``cfg.grad_clip``, optimizer step. No host sync: the caller decides when to read.
+    """
+    with _autocast(x.device, cfg.precision):
+        out = model(x).reshape(-1)  # (B,)
+    loss = loss_fn(out, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip:
+        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    return loss.detach()
+
+
+@torch.no_grad()
+def _forward(model: nn.Module, data: WindowSet, batch_size: int, precision: str) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """One pass over a split in eval mode: each batch's float32 outputs (B,) and labels (B,)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    outs, ys = [], []
+    for idx in data.batch_indices(batch_size, shuffle=False, seed=0, epoch=0):
+        x, y = data.gather(idx)
+        with _autocast(device, precision):
+            outs.append(model(x).reshape(-1).float())
+        ys.append(y)
+    model.train(was_training)
+    return outs, ys
+
+
+def _on_host(task: str, outs: list[torch.Tensor], ys: list[torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+    """Outputs as probabilities (classification) or values, and labels, as float64 arrays."""
+    if not outs:
+        return np.zeros(0), np.zeros(0)
+    if is_classification(task):
+        outs = [torch.sigmoid(out) for out in outs]  # per batch, as the values were always computed
+    return torch.cat(outs).cpu().double().numpy(), torch.cat(ys).cpu().double().numpy()
+
+
+def predict(model: nn.Module, data: WindowSet, batch_size: int, task: str, precision: str = "fp32") -> tuple[np.ndarray, np.ndarray]:
+    """Model outputs (probabilities or values) and labels for a whole split, on the host."""
+    return _on_host(task, *_forward(model, data, batch_size, precision))
+
+
+def evaluate(model: nn.Module, data: WindowSet, batch_size: int, task: str, loss_fn: LossFn, precision: str = "fp32") -> dict[str, float]:
+    """Loss and task metrics of a split, from the one pass that ``predict`` makes."""
+    outs, ys = _forward(model, data, batch_size, precision)
+    total = torch.zeros((), device=next(model.parameters()).device)
+    for out, y in zip(outs, ys, strict=True):
+        total += loss_fn(out, y) * len(y)  # the sample-weighted mean over batches
+    metrics = {"loss": float(total) / max(sum(len(y) for y in ys), 1)}
+    if outs:
+        output, labels = _on_host(task, outs, ys)
+        metrics.update(task_metrics(task, labels, output))
+    return metrics
+
+
+class LossMeter:
+    """A sample-weighted mean loss kept on the device: adding never syncs with the host."""
+
+    def __init__(self, device: torch.device):
+        self.total = torch.zeros((), device=device)
+        self.n = 0
+
+    def add(self, loss: torch.Tensor, n: int) -> None:
+        """Count a batch of ``n`` samples whose mean loss is ``loss``."""
+        self.total.add_(loss, alpha=n)  # one op
+        self.n += n
+
+    def absorb(self, other: LossMeter) -> None:
+        """Take over another meter's samples and empty it."""
+        self.total.add_(other.total)
+        self.n += other.n
+        other.reset()
+
+    def reset(self) -> None:
+        """Forget every sample."""
+        self.total.zero_()
+        self.n = 0
+
+    def mean(self, dist: Distributed) -> float | None:
+        """The mean over every rank's samples (one collective and one host sync); None if empty."""
+        total, n = dist.sum(self.total, torch.tensor(float(self.n), device=self.total.device))
+        return float(total) / float(n) if float(n) else None
+
+
+class _CtrlC:
     """Turns the first Ctrl-C into a flag checked between steps; a second one aborts."""
 
     def __init__(self) -> None:
         self.requested = False
         self._previous: Any = None
 
-    def __enter__(self) -> _StopRequest:
+    def __enter__(self) -> _CtrlC:
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.getsignal(signal.SIGINT)
             signal.signal(signal.SIGINT, self._handle)
@@ -224,6 +316,91 @@ class _StopRequest:
     def __exit__(self, *exc: Any) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
+
+
+def _thermal_record(status: Any) -> dict[str, Any]:
+    if status is None:
+        return {"thermal/temp_c": None, "thermal/band": "off"}
+    return {
+        "thermal/temp_c": status.temp_c,
+        "thermal/temp_max_c": status.temp_max_c,
+        "thermal/hottest_c": status.hottest_c,
+        "thermal/band": status.band,
+        "thermal/trend": status.trend,
+    }
+
+
+def _event(sink: MetricSink, state: FitState, name: str, message: str, **extra: Any) -> None:
+    sink.log({"kind": "event", "event": name, "epoch": state.epoch, "step": state.step, "message": message, **extra},
+             state.step)
+
+
+def _status(sink: MetricSink, state: FitState, status: Any, device: torch.device, *, time_s: float | None = None,
+            paused_s: float = 0.0) -> None:
+    """A ``status`` record for the panel: running (with ``time_s``) or paused for ``paused_s``."""
+    running = {"time_s": time_s} if time_s is not None else {}
+    sink.log({"kind": "status", "state": "running" if time_s is not None else "paused", "paused_s": paused_s,
+              **running, **_thermal_record(status), "memory_bytes": memory_in_use(device)}, state.step)
+
+
+class ThermalGate:
+    """Asked once per step whether training goes on: run, stop (thermal) or interrupt (Ctrl-C).
+
+    The gate polls the monitor (rank 0's) and the Ctrl-C flag, makes the ranks agree, and waits
+    out a thermal pause itself: it sends the pause and resume events, keeps the panel alive
+    with ``paused`` status records, and adds the pause to ``state.paused_total_s``. Use it as a
+    context manager: inside, the first Ctrl-C is a request checked at the next step.
+    """
+
+    poll_s = 0.05  # between polls while paused
+
+    def __init__(self, monitor: ThermalSource | None, sink: MetricSink, dist: Distributed, device: torch.device):
+        self.monitor = monitor if dist.is_main else None
+        self.sink, self.dist, self.device = sink, dist, device
+        self.status: Any = None  # the latest thermal status (None without a monitor, and on rank > 0)
+        self._shown: Any = None
+        self._ctrl_c = _CtrlC()
+
+    def __enter__(self) -> ThermalGate:
+        self._ctrl_c.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._ctrl_c.__exit__(*exc)
+
+    def check(self, state: FitState) -> Decision:
+        """RUN, STOP or INTERRUPT, agreed by all ranks; a pause is waited out first."""
+        decision = self._poll(state)
+        return self._wait_out_pause(state) if decision is Decision.PAUSE else decision
+
+    def new_sample(self) -> bool:
+        """True once per new thermal status, so the panel shows a sample when it arrives."""
+        fresh = self.status is not None and self.status is not self._shown
+        self._shown = self.status
+        return fresh
+
+    def _poll(self, state: FitState) -> Decision:
+        self.status = self.monitor.status() if self.monitor is not None else None
+        thermal = Decision.RUN
+        if self.status is not None:
+            thermal = Decision[self.status.action.upper()]
+            if self.status.temp_c is not None:
+                state.temp_max_c = max(state.temp_max_c or self.status.temp_c, self.status.temp_c)
+        return self.dist.agree(self._ctrl_c.requested, thermal)
+
+    def _wait_out_pause(self, state: FitState) -> Decision:
+        if self.status is not None:
+            _event(self.sink, state, "thermal_pause", self.status.reason, temp_c=self.status.temp_c)
+        started = time.monotonic()
+        while (decision := self._poll(state)) is Decision.PAUSE:
+            _status(self.sink, state, self.status, self.device, paused_s=time.monotonic() - started)
+            time.sleep(self.poll_s)
+        paused_s = time.monotonic() - started
+        state.paused_total_s += paused_s
+        if decision is Decision.RUN and self.status is not None:
+            _event(self.sink, state, "thermal_resume", f"resumed after {paused_s:.0f} s at "
+                   f"{_fmt_temp(self.status.temp_c)}", paused_s=paused_s, temp_c=self.status.temp_c)
+        return decision
 
 
 @dataclass
@@ -266,49 +443,120 @@ class Checkpointer:
         return path
 
 
-def _thermal_record(status: Any) -> dict[str, Any]:
-    if status is None:
-        return {"thermal/temp_c": None, "thermal/band": "off"}
-    return {
-        "thermal/temp_c": status.temp_c,
-        "thermal/temp_max_c": status.temp_max_c,
-        "thermal/hottest_c": status.hottest_c,
-        "thermal/band": status.band,
-        "thermal/trend": status.trend,
-    }
+@dataclass(frozen=True)
+class _Saver:
+    """Checkpoints of this run's model, optimizer and schedule, announced on the sink.
+
+    Every rank calls it at the same step (the RNG states are gathered from all of them); only
+    rank 0 writes.
+    """
+
+    checkpointer: Checkpointer
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    sink: MetricSink
+    dist: Distributed
+
+    def last(self, state: FitState, reason: str) -> None:
+        """Save ``last.pt``; ``reason`` goes into the checkpoint event."""
+        if (path := self._save(LAST, state, write=True)) is not None:
+            _event(self.sink, state, "checkpoint", f"saved {path.name} at step {state.step} ({reason})", path=str(path))
+
+    def best(self, state: FitState, improved: bool) -> None:
+        """Save ``best.pt`` when validation improved (gathered on every rank either way)."""
+        if (path := self._save(BEST, state, write=improved)) is not None:
+            _event(self.sink, state, "best", f"new best validation loss {state.best_val:.5f}", path=str(path))
+
+    def _save(self, name: str, state: FitState, write: bool) -> Path | None:
+        rng_ranks = self.dist.all_gather(rng_state())
+        if not (write and self.dist.is_main):
+            return None
+        return self.checkpointer.save(name, self.model, self.optimizer, self.scheduler, state, rng_ranks)
+
+
+def _restore(resume: dict[str, Any] | None, saver: _Saver, seed: int) -> FitState:
+    """The progress to start from, with weights, optimizer, schedule and RNG restored."""
+    dist = saver.dist
+    if resume is None:
+        if dist.rank > 0:
+            # Every rank was seeded alike (for identical initial weights); from here each draws
+            # its own dropout masks, as one process over the whole batch would.
+            manual_seed_all((seed + (dist.rank << 32)) % 2**64)
+        return FitState()
+    saver.model.load_state_dict(resume["model"])
+    saver.optimizer.load_state_dict(resume["optimizer"])
+    saver.scheduler.load_state_dict(resume["scheduler"])
+    state = FitState.from_dict(resume["state"])
+    set_rng_state(_rank_rng(resume, dist))
+    _event(saver.sink, state, "resumed", f"resumed at step {state.step} (epoch {state.epoch + 1})")
+    return state
+
+
+def _validate(model: nn.Module, data: FitData, cfg: TrainConfig, loss_fn: LossFn, state: FitState,
+              train_loss: float | None) -> tuple[dict[str, Any], bool]:
+    """The epoch record after validating, and whether validation improved (``state`` updated)."""
+    trained_epoch = state.epoch if state.batch_in_epoch else state.epoch - 1
+    metrics = evaluate(model, data.val, _batch_size(cfg), data.task, loss_fn, cfg.precision)
+    metric = primary_metric(data.task)
+    improved = metrics["loss"] < state.best_val
+    if improved:
+        state.best_val, state.best_epoch, state.best_metric = metrics["loss"], trained_epoch, metrics.get(metric)
+        state.bad_epochs = 0
+    else:
+        state.bad_epochs += 1
+    record = {"kind": "epoch", "epoch": trained_epoch, "step": state.step, "train/loss": train_loss,
+              **{f"val/{k}": v for k, v in metrics.items()}, f"best/{metric}": state.best_metric,
+              "best_epoch": state.best_epoch, "time_s": state.train_seconds}
+    return record, improved
+
+
+def _stop(decision: Decision, gate: ThermalGate, state: FitState, saver: _Saver) -> NoReturn:
+    """Save ``last.pt``, say why, and raise ``TrainingStopped`` (130 for Ctrl-C, 3 for heat)."""
+    if decision is Decision.INTERRUPT:
+        saver.last(state, "interrupted")
+        _event(saver.sink, state, "interrupted", f"interrupted at step {state.step}")
+        raise TrainingStopped(f"interrupted at step {state.step}", exit_code=130)
+    status = gate.status
+    reason = status.reason if status is not None else "rank 0 stopped"
+    saver.last(state, "thermal stop")
+    _event(saver.sink, state, "thermal_stop", reason, temp_c=status.temp_c if status else None)
+    raise TrainingStopped(f"thermal critical at step {state.step} ({reason}); last.pt saved, resume with "
+                          "--resume when the machine has cooled", exit_code=3)
+
+
+def _batch_size(cfg: TrainConfig) -> int:
+    if not isinstance(cfg.batch_size, int):
+        raise ValueError("fit needs a resolved batch size, not 'auto' (see fintrain.train.run.resolve_batch_size)")
+    return cfg.batch_size
+
+
+def _train_clock(state: FitState) -> float:
+    """Seconds that exclude thermal pauses: the loop's training time is measured on this."""
+    return time.monotonic() - state.paused_total_s
 
 
 def fit(
     model: nn.Module,
-    train: WindowSet,
-    val: WindowSet,
+    data: FitData,
     cfg: TrainConfig,
-    task: str,
     sink: MetricSink,
     checkpointer: Checkpointer,
     *,
-    batch_size: int,
-    monitor: Any = None,
+    monitor: ThermalSource | None = None,
     resume: dict[str, Any] | None = None,
-    pos_weight: torch.Tensor | None = None,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-    step_hook: Callable[[FitState], None] | None = None,
     dist: Distributed | None = None,
 ) -> FitResult:
-    """Train ``model`` on ``train``, validate on ``val`` each epoch, checkpoint, early-stop.
+    """Train ``model`` on ``data.train``, validate on ``data.val`` each epoch, checkpoint, early-stop.
 
     Args:
         model: on its device already, float32.
-        train, val: window sets (``fintrain.dataset``).
-        cfg: the train section of the run's configuration.
-        task: threshold, direction or return.
+        data: the training and validation windows and the task.
+        cfg: the train section of the run's configuration, its batch size resolved.
         sink: receives train, epoch, event and status records.
         checkpointer: where ``last.pt`` and ``best.pt`` go.
-        batch_size: resolved batch size.
         monitor: a thermal monitor with ``status()``, or None.
         resume: a loaded checkpoint to continue from.
-        step_hook: called after every optimizer step (tests use it to interrupt).
         dist: this process's rank under torchrun; each global batch is split between the
             ranks, and only rank 0 checkpoints (give the other ranks a null sink).
 
@@ -316,201 +564,75 @@ def fit(
         TrainingStopped: on Ctrl-C (exit code 130) or a thermal stop (exit code 3), after
             ``last.pt`` was saved.
     """
-    device = next(model.parameters()).device
     dist = dist or Distributed()
+    device = next(model.parameters()).device
     net = wrap_model(model, dist, device)
-    optimizer = make_optimizer(model, cfg)
-    order0 = train.batch_indices(batch_size, shuffle=True, seed=cfg.seed, epoch=0)
-    steps_per_epoch = len(order0)
+    batch_size = _batch_size(cfg)
+    steps_per_epoch = len(data.train.batch_indices(batch_size, shuffle=True, seed=cfg.seed, epoch=0))
     if steps_per_epoch == 0:
         raise FintrainError("the training split has no windows; use more data or a shorter context")
+    optimizer = make_optimizer(model, cfg)
     total = total_steps(cfg, steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg, total))
-    loss_fn = loss_function(task, pos_weight)
-    state = FitState()
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        scheduler.load_state_dict(resume["scheduler"])
-        state = FitState.from_dict(resume["state"])
-        set_rng_state(_rank_rng(resume, dist))
-        sink.log({"kind": "event", "event": "resumed", "epoch": state.epoch, "step": state.step,
-                  "message": f"resumed at step {state.step} (epoch {state.epoch + 1})"}, state.step)
-    elif dist.rank > 0:
-        # Every rank was seeded alike (for identical initial weights); from here each draws its
-        # own dropout masks, as one process over the whole batch would, not rank 0's again.
-        manual_seed_all((cfg.seed + (dist.rank << 32)) % 2**64)
-    metric = primary_metric(task)
+    loss_fn = loss_function(data.task, resolve_pos_weight(cfg, data.task, data.train.labels))
+    saver = _Saver(checkpointer, model, optimizer, scheduler, sink, dist)
+    state = _restore(resume, saver, cfg.seed)
     result = FitResult(state=state, steps_per_epoch=steps_per_epoch)
+    epoch_loss, window_loss = LossMeter(device), LossMeter(device)
     model.train()
-
-    def event(name: str, message: str, **extra: Any) -> None:
-        record = {"kind": "event", "event": name, "epoch": state.epoch, "step": state.step, "message": message}
-        record.update(extra)
-        sink.log(record, state.step)
-
-    def save_last(reason: str) -> None:
-        rng_ranks = dist.all_gather(rng_state())  # every rank calls this at the same step
-        if dist.is_main:
-            path = checkpointer.save(LAST, model, optimizer, scheduler, state, rng_ranks)
-            event("checkpoint", f"saved {path.name} at step {state.step} ({reason})", path=str(path))
-
-    def validate_and_save() -> bool:
-        """End-of-epoch work; returns True when early stopping says stop."""
-        trained_epoch = state.epoch if state.batch_in_epoch else state.epoch - 1
-        metrics = evaluate(model, val, batch_size, task, loss_fn, cfg.precision)
-        improved = metrics["loss"] < state.best_val
-        if improved:
-            state.best_val = metrics["loss"]
-            state.best_epoch = trained_epoch
-            state.best_metric = metrics.get(metric)
-            state.bad_epochs = 0
-        else:
-            state.bad_epochs += 1
-        record = {"kind": "epoch", "epoch": trained_epoch, "step": state.step,
-                  "train/loss": epoch_loss(), **{f"val/{k}": v for k, v in metrics.items()},
-                  f"best/{metric}": state.best_metric, "best_epoch": state.best_epoch,
-                  "time_s": state.train_seconds}
-        result.history.append(record)
-        sink.log(record, state.step)
-        # Gathered on every rank whether or not it improved, so no rank waits in a collective
-        # that another skipped.
-        rng_ranks = dist.all_gather(rng_state())
-        if improved and dist.is_main:
-            path = checkpointer.save(BEST, model, optimizer, scheduler, state, rng_ranks)
-            event("best", f"new best validation loss {state.best_val:.5f}", path=str(path))
-        return state.bad_epochs >= cfg.patience
-
-    epoch_sum = torch.zeros((), device=device)
-    epoch_n = 0  # samples in epoch_sum (read by epoch_loss)
-
-    def epoch_loss() -> float | None:
-        total, n = dist.sum(epoch_sum, torch.tensor(float(epoch_n), device=device))
-        return float(total) / float(n) if float(n) else None
-
-    last_status = None
-
-    def log_running_status() -> None:
-        time_s = state.train_seconds + (clock() - t_log)  # training time so far, for the panel's ETA
-        sink.log({"kind": "status", "state": "running", "paused_s": 0.0, "time_s": time_s,
-                  **_thermal_record(last_status), "memory_bytes": memory_in_use(device)}, state.step)
-
-    def poll() -> tuple[int, Any]:
-        """This step's decision (agreed by all ranks) and rank 0's thermal status."""
-        status = monitor.status() if monitor is not None and dist.is_main else None
-        if status is not None and status.temp_c is not None:
-            state.temp_max_c = max(state.temp_max_c or status.temp_c, status.temp_c)
-        thermal = ACTION_CODES[status.action] if status is not None else RUN
-        return dist.agree(stop_request.requested, thermal), status
-
-    def wait_out_pause(status: Any) -> tuple[int, Any]:
-        """Keep the panel alive while paused; return the decision that ended the pause."""
-        if status is not None:
-            event("thermal_pause", status.reason, temp_c=status.temp_c)
-        started = clock()
-        while True:
-            code, status = poll()
-            paused_s = clock() - started
-            if code != PAUSE:
-                state.paused_total_s += paused_s
-                if code == RUN and status is not None:
-                    event("thermal_resume", f"resumed after {paused_s:.0f} s at "
-                          f"{_fmt_temp(status.temp_c)}", paused_s=paused_s, temp_c=status.temp_c)
-                return code, status
-            sink.log({"kind": "status", "state": "paused", "paused_s": paused_s,
-                      **_thermal_record(status), "memory_bytes": memory_in_use(device)}, state.step)
-            sleep(0.05)
-
-    with _StopRequest() as stop_request:
+    with ThermalGate(monitor, sink, dist, device) as gate:
         while not state.done and state.epoch < cfg.epochs:
-            order = train.batch_indices(batch_size, shuffle=True, seed=cfg.seed, epoch=state.epoch)
+            order = data.train.batch_indices(batch_size, shuffle=True, seed=cfg.seed, epoch=state.epoch)
             if state.batch_in_epoch == 0:
-                epoch_sum.zero_()
-                epoch_n = 0
-            log_sum = torch.zeros((), device=device)
-            log_n = 0
-            t_log = clock()
-            samples_since_log = 0
+                epoch_loss.reset()
+            window_loss.reset()  # the steps since the last train record
+            window_start, window_samples = _train_clock(state), state.samples_seen
             reached_max = False
             for b in range(state.batch_in_epoch, len(order)):
-                code, status = poll()
-                if code == PAUSE:
-                    state.train_seconds += clock() - t_log
-                    code, status = wait_out_pause(status)
-                    t_log = clock()
-                if code == INTERRUPT:
-                    save_last("interrupted")
-                    event("interrupted", f"interrupted at step {state.step}")
-                    raise TrainingStopped(f"interrupted at step {state.step}", exit_code=130)
-                if code == STOP:
-                    reason = status.reason if status is not None else "rank 0 stopped"
-                    save_last("thermal stop")
-                    event("thermal_stop", reason, temp_c=status.temp_c if status else None)
-                    raise TrainingStopped(
-                        f"thermal critical at step {state.step} ({reason}); last.pt saved, "
-                        "resume with --resume when the machine has cooled", exit_code=3)
-                if status is not None and status is not last_status:
-                    last_status = status
-                    log_running_status()  # a new sample: the panel shows it now, not at the next log step
-                global_batch = len(order[b])
-                x, y = train.gather(dist.shard(order[b]))
-                with _autocast(device, cfg.precision):
-                    out = net(x).reshape(-1)
-                loss = loss_fn(out, y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
+                if (decision := gate.check(state)) is not Decision.RUN:
+                    _stop(decision, gate, state, saver)
+                if gate.new_sample():  # the panel shows it now, not at the next log step
+                    time_s = state.train_seconds + _train_clock(state) - window_start
+                    _status(sink, state, gate.status, device, time_s=time_s)
+                x, y = data.train.gather(dist.shard(order[b]))
+                window_loss.add(train_step(net, optimizer, loss_fn, x, y, cfg), len(y))
                 scheduler.step()
-                state.step += 1
-                state.batch_in_epoch = b + 1
-                state.samples_seen += global_batch
-                samples_since_log += global_batch
-                log_sum.add_(loss.detach(), alpha=len(y))  # one op; folded into the epoch's at logging
-                log_n += len(y)
-                if step_hook is not None:
-                    step_hook(state)
+                state.step, state.batch_in_epoch = state.step + 1, b + 1
+                state.samples_seen += len(order[b])  # the global batch
                 reached_max = bool(cfg.max_steps and state.step >= cfg.max_steps)
                 last_of_epoch = b == len(order) - 1
                 if state.step % cfg.log_every == 0 or reached_max or last_of_epoch:
                     synchronize(device)
-                    loss_total, loss_n = dist.sum(log_sum, torch.tensor(float(log_n), device=device))
-                    now = clock()
-                    state.train_seconds += now - t_log
-                    throughput = samples_since_log / max(now - t_log, 1e-9)
-                    sink.log({"kind": "train", "epoch": state.epoch, "step": state.step,
-                              "train/loss": float(loss_total) / float(loss_n), "lr": scheduler.get_last_lr()[0],
-                              "throughput": throughput,
-                              "thermal/temp_c": last_status.temp_c if last_status else None,
+                    loss = window_loss.mean(dist)
+                    seconds = _train_clock(state) - window_start
+                    state.train_seconds += seconds
+                    sink.log({"kind": "train", "epoch": state.epoch, "step": state.step, "train/loss": loss,
+                              "lr": scheduler.get_last_lr()[0],
+                              "throughput": (state.samples_seen - window_samples) / max(seconds, 1e-9),
+                              "thermal/temp_c": gate.status.temp_c if gate.status else None,
                               "thermal/paused": 0, "time_s": state.train_seconds}, state.step)
-                    epoch_sum.add_(log_sum)
-                    epoch_n += log_n
-                    log_sum.zero_()
-                    log_n = 0
-                    samples_since_log = 0
-                    t_log = clock()
-                    log_running_status()
+                    epoch_loss.absorb(window_loss)
+                    window_start, window_samples = _train_clock(state), state.samples_seen
+                    _status(sink, state, gate.status, device, time_s=state.train_seconds)
                 if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0 and not (last_of_epoch or reached_max):
-                    save_last(f"every {cfg.checkpoint_every} steps")
+                    saver.last(state, f"every {cfg.checkpoint_every} steps")
                 if reached_max:
                     break
             if state.batch_in_epoch >= len(order):
-                state.epoch += 1
-                state.batch_in_epoch = 0
-            stop_early = validate_and_save()
+                state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+            record, improved = _validate(model, data, cfg, loss_fn, state, epoch_loss.mean(dist))
+            result.history.append(record)
+            sink.log(record, state.step)
+            saver.best(state, improved)
             if reached_max:
-                state.done, state.stop_reason = True, f"max_steps={cfg.max_steps}"
-            elif stop_early:
-                state.done, state.stop_reason = True, f"early stopping (patience {cfg.patience})"
-                event("early_stop", f"no validation improvement for {cfg.patience} epochs")
+                state.stop = StopReason.MAX_STEPS
+            elif state.bad_epochs >= cfg.patience:
+                state.stop = StopReason.EARLY_STOPPING
+                _event(sink, state, "early_stop", f"no validation improvement for {cfg.patience} epochs")
             elif state.epoch >= cfg.epochs:
-                state.done, state.stop_reason = True, f"epochs={cfg.epochs}"
-            save_last("end of epoch" if not state.done else "finished")
+                state.stop = StopReason.EPOCHS
+            saver.last(state, "finished" if state.done else "end of epoch")
     return result
-
-
-ACTION_CODES = {"run": RUN, "pause": PAUSE, "stop": STOP}
 
 
 def _rank_rng(checkpoint: dict[str, Any], dist: Distributed) -> dict[str, Any]:
@@ -527,4 +649,3 @@ def _rank_rng(checkpoint: dict[str, Any], dist: Distributed) -> dict[str, Any]:
 
 def _fmt_temp(value: float | None) -> str:
     return "no reading" if value is None else f"{value:.0f} C"
-

@@ -18,22 +18,23 @@ from typing import Any
 
 import numpy as np
 import torch
-from rich.console import Console
 
 from fintrain import __version__
-from fintrain.config import RESUMABLE_FIELDS, ModelConfig, RunConfig, validate_config
+from fintrain.config import RESUMABLE_FIELDS, ModelConfig, RunConfig, TrainConfig, validate_config
 from fintrain.device import device_label, manual_seed_all, resolve_device
 from fintrain.errors import CheckpointError, ConfigError, RunBusyError, ThermalError
 from fintrain.model import build_model, count_parameters, model_config_for
 from fintrain.storage import atomic_write_json, utc_now
 from fintrain.thermal import ThermalMonitor, open_sensor
-from fintrain.tracking import NullSink, RunInfo, make_sinks
+from fintrain.tracking import MultiSink, NullSink, RunInfo, make_sinks
 from fintrain.train.batch_cache import DEFAULT_BATCH_SIZE, lookup_batch_size
 from fintrain.train.checkpoint import BEST, CHECKPOINT_DIR, LAST, load_checkpoint
 from fintrain.train.distributed import Distributed, rank_device
 from fintrain.train.loop import (
     Checkpointer,
+    FitData,
     FitState,
+    StopReason,
     evaluate,
     fit,
     loss_function,
@@ -41,6 +42,7 @@ from fintrain.train.loop import (
     resolve_pos_weight,
 )
 from fintrain.train.marker import claim_run, release_run
+from fintrain.train.options import RunOptions
 from fintrain.train.metrics import baselines, primary_metric, task_metrics
 from fintrain.train.prepare import Prepared, check_names, prepare_data
 
@@ -136,10 +138,7 @@ def plan_run(
     return Plan(cfg, device, prepared, model, model_cfg, batch_size, origin)
 
 
-MonitorFactory = Callable[[RunConfig, Callable[[str], None]], Any]
-
-
-def open_monitor(cfg: RunConfig, notify: Callable[[str], None]) -> Any:
+def open_monitor(cfg: RunConfig) -> Any:
     """A started thermal monitor (sampling on its own thread), or None when monitoring is off."""
     if cfg.thermal.source == "none":
         return None
@@ -199,27 +198,15 @@ def per_ticker_metrics(model: torch.nn.Module, data: Any, batch_size: int, task:
     }
 
 
-def _execute(
-    plan: Plan,
-    run_dir: Path,
-    *,
-    resume: dict[str, Any] | None,
-    live: bool,
-    console: Console | None,
-    notify: Callable[[str], None],
-    step_hook: Callable[[FitState], None] | None = None,
-    monitor_factory: MonitorFactory = open_monitor,
-    dist: Distributed | None = None,
-) -> dict[str, Any] | None:
+def _execute(plan: Plan, run_dir: Path, resume: dict[str, Any] | None, options: RunOptions) -> dict[str, Any] | None:
     """Fit, then evaluate the best checkpoint on the test split and write summary.json.
 
     Under torchrun only rank 0 shows progress, writes files and returns the summary.
     """
-    dist = dist or Distributed()
+    dist = options.dist or Distributed()
     cfg = plan.cfg
     splits = plan.prepared.splits
     started = time.monotonic()
-    pos_weight = resolve_pos_weight(cfg.train, cfg.target.task, splits.train.labels)
     checkpointer = Checkpointer(
         run_dir / CHECKPOINT_DIR,
         extra={
@@ -233,20 +220,23 @@ def _execute(
     steps_per_epoch = len(splits.train.batch_indices(plan.batch_size, shuffle=False, seed=0, epoch=0))
     start_step = int(resume["step"]) if resume else 0
     info = _run_info(plan, run_dir, steps_per_epoch, start_step)
-    sink = make_sinks(info, run_dir, _hparams(plan), live=live, console=console) if dist.is_main else NullSink()
-    monitor = None
+    sink = NullSink()
+    if dist.is_main:
+        sink = MultiSink([make_sinks(info, run_dir, _hparams(plan), live=options.live, console=options.console),
+                          *options.sinks])
+    opened = None  # a monitor this function opened, and so stops
     try:
-        monitor = monitor_factory(cfg, notify) if dist.is_main else None
-        result = fit(
-            plan.model, splits.train, splits.val, cfg.train, cfg.target.task, sink, checkpointer,
-            batch_size=plan.batch_size, monitor=monitor, resume=resume, pos_weight=pos_weight,
-            step_hook=step_hook, dist=dist,
-        )
+        monitor = options.monitor
+        if monitor is None and dist.is_main:
+            monitor = opened = open_monitor(cfg)
+        train_cfg = TrainConfig.model_validate({**cfg.train.model_dump(), "batch_size": plan.batch_size})
+        data = FitData(splits.train, splits.val, cfg.target.task)
+        result = fit(plan.model, data, train_cfg, sink, checkpointer, monitor=monitor, resume=resume, dist=dist)
         if not dist.is_main:
             return None
         best = load_checkpoint(run_dir / CHECKPOINT_DIR / BEST)
         plan.model.load_state_dict(best["model"])
-        loss_fn = loss_function(cfg.target.task, pos_weight)
+        loss_fn = loss_function(cfg.target.task, resolve_pos_weight(cfg.train, cfg.target.task, splits.train.labels))
         test = evaluate(plan.model, splits.test, plan.batch_size, cfg.target.task, loss_fn, cfg.train.precision)
         per_ticker = per_ticker_metrics(plan.model, splits.test, plan.batch_size, cfg.target.task, cfg.train.precision)
         base = baselines(
@@ -257,7 +247,7 @@ def _execute(
         summary = {
             "run_name": run_dir.name,
             "status": "finished",
-            "stop_reason": state.stop_reason,
+            "stop_reason": state.stop.describe(train_cfg) if state.stop else "",
             "fintrain_version": __version__,
             "ticker": cfg.data.ticker,
             "tickers": cfg.data.tickers,
@@ -289,8 +279,8 @@ def _execute(
         atomic_write_json(run_dir / "summary.json", summary)
         return summary
     finally:
-        if monitor is not None:
-            monitor.stop()
+        if opened is not None:
+            opened.stop()
         sink.close()
 
 
@@ -300,12 +290,7 @@ def start_run(
     runs_dir: Path,
     *,
     run_name: str | None = None,
-    live: bool = True,
-    console: Console | None = None,
-    notify: Callable[[str], None] = log.info,
-    step_hook: Callable[[FitState], None] | None = None,
-    monitor_factory: MonitorFactory = open_monitor,
-    dist: Distributed | None = None,
+    options: RunOptions = RunOptions(),
 ) -> RunOutcome:
     """Train a new run in ``runs_dir/run_name``; an existing name is refused.
 
@@ -313,10 +298,9 @@ def start_run(
     torchrun), so that ``fintrain runs`` can tell it is running and a ``--resume`` of the same
     folder is refused; see :mod:`fintrain.train.marker`.
 
-    ``step_hook`` (called after each optimizer step) and ``monitor_factory`` (which opens the
-    thermal monitor) are seams for tests; ``dist`` is this process's rank under torchrun.
+    ``options`` say how the run is shown and watched (see :class:`RunOptions`).
     """
-    dist = dist or Distributed()
+    dist = options.dist or Distributed()
     # Ranks could stamp different seconds into a default name: rank 0's name is the run's.
     name = dist.broadcast(run_name or default_run_name(cfg))
     run_dir = Path(runs_dir) / name
@@ -324,7 +308,7 @@ def start_run(
     dist.barrier()  # every rank looks before rank 0 creates it
     if exists:
         raise _exists_error(run_dir)
-    plan = plan_run(cfg, data_dir, notify, dist)
+    plan = plan_run(cfg, data_dir, options.notify, dist)
     # The batch size is stored resolved, so a resume trains exactly the same way.
     cfg = validate_config(_with(cfg.model_dump(mode="json"), "train.batch_size", plan.batch_size))
     plan.cfg = cfg
@@ -340,8 +324,7 @@ def start_run(
     with _holding(run_dir, dist):
         if dist.is_main:
             atomic_write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
-        summary = _execute(plan, run_dir, resume=None, live=live, console=console, notify=notify,
-                           step_hook=step_hook, monitor_factory=monitor_factory, dist=dist)
+        summary = _execute(plan, run_dir, None, options)
     return RunOutcome(run_dir, summary)
 
 
@@ -405,12 +388,7 @@ def resume_run(
     data_dir: Path,
     overrides: dict[str, Any] | None = None,
     *,
-    live: bool = True,
-    console: Console | None = None,
-    notify: Callable[[str], None] = log.info,
-    step_hook: Callable[[FitState], None] | None = None,
-    monitor_factory: MonitorFactory = open_monitor,
-    dist: Distributed | None = None,
+    options: RunOptions = RunOptions(),
 ) -> RunOutcome:
     """Continue a run from ``checkpoints/last.pt`` to its configured end.
 
@@ -419,7 +397,7 @@ def resume_run(
             ``running.json``); nothing in the folder was touched. A marker whose process is
             gone is replaced.
     """
-    dist = dist or Distributed()
+    dist = options.dist or Distributed()
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir, overrides or {})
     with _holding(run_dir, dist):
@@ -432,27 +410,28 @@ def resume_run(
         if state.done and not extended and (run_dir / "summary.json").is_file():
             return RunOutcome(run_dir, json.loads((run_dir / "summary.json").read_text()), already_finished=True)
         if extended:
-            checkpoint["state"] = {**checkpoint["state"], "done": False, "stop_reason": ""}
+            checkpoint["state"] = {**checkpoint["state"], "stop": None, "done": False}
         if overrides and dist.is_main:
             atomic_write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
-        plan = plan_run(cfg, data_dir, notify, dist)
+        plan = plan_run(cfg, data_dir, options.notify, dist)
         if plan.prepared.data_md5()["features"] != checkpoint["data_md5"]["features"]:
             raise CheckpointError(
                 f"the feature file changed since this run's checkpoint (md5 "
                 f"{checkpoint['data_md5']['features'][:12]} then, {plan.prepared.data_md5()['features'][:12]} "
                 "now); resuming would train on different data: start a new run instead"
             )
-        summary = _execute(plan, run_dir, resume=checkpoint, live=live, console=console, notify=notify,
-                           step_hook=step_hook, monitor_factory=monitor_factory, dist=dist)
+        summary = _execute(plan, run_dir, checkpoint, options)
         return RunOutcome(run_dir, summary)
 
 
 def _extends(cfg: RunConfig, state: FitState) -> bool:
     """True when a finished run was given more epochs or steps than it ran."""
-    if not state.done:
-        return False
-    more_epochs = state.epoch < cfg.train.epochs and not state.stop_reason.startswith("early")
+    more_epochs = state.epoch < cfg.train.epochs
     more_steps = cfg.train.max_steps is not None and state.step < cfg.train.max_steps
-    if state.stop_reason.startswith("max_steps"):
-        return more_steps
-    return more_epochs
+    match state.stop:
+        case StopReason.MAX_STEPS:
+            return more_steps
+        case StopReason.EPOCHS:
+            return more_epochs
+        case _:  # not finished, or stopped early: more epochs would not help
+            return False
