@@ -18,7 +18,7 @@ def test_tiny_run_finishes_under_the_strict_device(tmp_path, tiny_toml, strict_d
     config.write_text(tiny_toml(target={"task": task}, train={"max_steps": 6}))
     cfg = load_config(config, environ={})
     with strict_device() as mode:
-        run_lib.start_run(cfg, tmp_path / "data", tmp_path / "runs", run_name="strict", live=False)
+        run_lib.start_run(cfg, tmp_path / "data", tmp_path / "runs", run_name="strict", options=run_lib.RunOptions(live=False))
     assert not mode.refused
     assert mode.marked > 100  # the run did put its data and model on the strict device
     summary = json.loads((tmp_path / "runs" / "strict" / "summary.json").read_text())
