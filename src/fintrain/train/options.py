@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from fintrain.tracking.sink import MetricSink
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # both load torch (the tracking package through TensorBoard)
+    from fintrain.tracking.sink import MetricSink
     from fintrain.train.distributed import Distributed
 
 _run_log = logging.getLogger("fintrain.train.run")
