@@ -11,6 +11,7 @@ from hypothesis import settings
 from typer.testing import CliRunner
 
 from fintrain.cli import app
+from fintrain.records import TrainRecord
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -129,7 +130,7 @@ class AtTrainRecord:
         self.action = action
 
     def log(self, record, step):
-        if record["kind"] == "train":
+        if isinstance(record, TrainRecord):
             self.action(step)
 
     def close(self):

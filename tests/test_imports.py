@@ -18,7 +18,7 @@ SRC = Path(fintrain.__file__).parent
 # DESIGN.md's layer order, lowest first. A module may import its own layer and those below.
 # thermal and tracking sit beside data/model: train uses them, and they import nothing of it.
 LAYERS = [
-    {"errors", "config", "storage", "display", "__init__"},
+    {"errors", "config", "storage", "display", "records", "__init__"},
     {"device"},
     {"data", "features", "dataset", "model", "thermal", "tracking"},
     {"train"},

@@ -78,7 +78,7 @@ def test_unfinished_run_reports_progress_from_its_metrics(tmp_path, write_run):
     assert r.seconds == 120.0 and r.temp_max_c == 96.0
     # Best epoch by validation loss (the last, here): its AUC.
     assert r.best_val == pytest.approx(0.54)
-    assert [e["event"] for e in r.events][-1] == "thermal_stop"
+    assert [e.event for e in r.events][-1] == "thermal_stop"
 
 
 def test_torn_last_line_is_ignored(tmp_path, write_run):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -33,9 +34,9 @@ def test_train_epoch_event_and_final_records_are_one_line_each(tmp_path, rec):
 
 def test_non_finite_values_become_null_and_tensors_plain_numbers(tmp_path, rec):
     path = tmp_path / "metrics.jsonl"
-    with_nan = rec.train(20, math.nan) | {"lr": np.float32(1e-4), "throughput": torch.tensor(12.5)}
+    odd = replace(rec.train(20, math.nan), lr=np.float32(1e-4), throughput=torch.tensor(12.5), temp_c=math.inf)
     sink = JsonlSink(path)
-    sink.log(with_nan | {"thermal/temp_c": math.inf}, 20)
+    sink.log(odd, 20)
     sink.close()
     text = path.read_text()
     assert "NaN" not in text and "Infinity" not in text

@@ -18,13 +18,13 @@ from fintrain.tracking import (
 
 class Recorder:
     def __init__(self, fail_log: bool = False, fail_close: bool = False):
-        self.records: list[tuple[dict[str, Any], int]] = []
+        self.records: list[tuple[Any, int]] = []
         self.closed = 0
         self.fail_log = fail_log
         self.fail_close = fail_close
 
     def log(self, record, step):
-        self.records.append((dict(record), step))
+        self.records.append((record, step))
         if self.fail_log:
             raise OSError("disk full")
 

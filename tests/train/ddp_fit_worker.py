@@ -20,6 +20,7 @@ from torch import nn
 
 from fintrain.config import TrainConfig
 from fintrain.dataset import WindowSet
+from fintrain.records import TrainRecord
 from fintrain.train.checkpoint import load_checkpoint
 from fintrain.train.distributed import from_environment, shutdown
 from fintrain.train.loop import Checkpointer, FitData, TrainingStopped, fit
@@ -34,7 +35,7 @@ class CtrlCAt:
         self.step = step
 
     def log(self, record, step):
-        if record["kind"] == "train" and step == self.step:
+        if isinstance(record, TrainRecord) and step == self.step:
             signal.raise_signal(signal.SIGINT)
 
     def close(self):

@@ -73,7 +73,7 @@ class RecordingSink:
         self.records: list[dict] = []
 
     def log(self, record, step):
-        self.records.append({**record, "at": step})
+        self.records.append({**record.to_json(), "at": step})
 
     def close(self):
         pass

@@ -80,9 +80,7 @@ def _event_table(run: RunRecord) -> Table:
     for column in ("step", "epoch", "event", "message"):
         table.add_column(column, justify="right" if column in ("step", "epoch") else "left")
     for e in run.events:
-        epoch = e.get("epoch")
-        table.add_row(str(e.get("step", "")), str(epoch + 1) if isinstance(epoch, int) else "", str(e.get("event", "")),
-                      str(e.get("message", "")))
+        table.add_row(str(e.step), str(e.epoch + 1) if isinstance(e.epoch, int) else "", str(e.event), e.message)
     return table
 
 
@@ -113,7 +111,8 @@ def show(
     """
     record = read_run(resolve_run(run, runs_dir or workspace(ctx).runs_dir))
     if json_:
-        print_json({**record.to_json(), "config": record.config, "summary": record.summary, "events": record.events})
+        print_json({**record.to_json(), "config": record.config, "summary": record.summary,
+                    "events": [e.to_json() for e in record.events]})
         return
     out_console.print(
         f"[bold]{record.name}[/]  {record.status_label} · {record.ticker} {record.tier} · budget {record.budget} · "

@@ -18,6 +18,7 @@ import numpy as np
 
 from fintrain.experiments.report import Report, ReportError, fmt_params
 from fintrain.experiments.runs import RunRecord
+from fintrain.records import Event
 from fintrain.storage import atomic_path
 
 DPI = 100
@@ -118,8 +119,8 @@ def scaling_plot(report: Report, path: Path) -> Path:
 
 
 def _series(run: RunRecord, kind: str, x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
-    pts = [(r[x], r[y]) for r in run.records
-           if r.get("kind") == kind and isinstance(r.get(x), int | float) and isinstance(r.get(y), int | float)]
+    rows = [r.to_json() for r in run.records if r.kind == kind]  # the keys metrics.jsonl names
+    pts = [(r[x], r[y]) for r in rows if isinstance(r.get(x), int | float) and isinstance(r.get(y), int | float)]
     if not pts:
         return np.array([]), np.array([])
     arr = np.array(pts, dtype=float)
@@ -176,7 +177,7 @@ def temperature_plot(report: Report, path: Path) -> Path:
                             xycoords=("axes fraction", "data"), xytext=(3, 2), textcoords="offset points",
                             fontsize=8, color="0.25")
         steps, times = _series(run, "train", "step", "time_s")
-        pauses = [e["step"] for e in run.events if e.get("event") == "thermal_pause" and isinstance(e.get("step"), int)]
+        pauses = [e.step for e in run.events if e.event is Event.THERMAL_PAUSE and isinstance(e.step, int)]
         for k, step in enumerate(pauses):
             when = float(np.interp(step, steps, times)) / 60.0 if len(steps) else 0.0
             ax.axvline(when, color="0.2", linestyle="-.", linewidth=1.0, label="thermal pause" if k == 0 else None)

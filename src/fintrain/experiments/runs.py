@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fintrain.errors import RunError
+from fintrain.records import EpochRecord, Event, EventRecord, Record, TrainRecord, record_from_json
 from fintrain.train.marker import live_marker
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class RunRecord:
     seconds: float | None
     temp_max_c: float | None
     resumable: bool
-    records: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
+    records: list[Record] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def status_label(self) -> str:
@@ -86,9 +87,9 @@ class RunRecord:
         return STATUS_LABELS.get(self.status, self.status)
 
     @property
-    def events(self) -> list[dict[str, Any]]:
+    def events(self) -> list[EventRecord]:
         """The run's event records (checkpoint, best, thermal_pause, ...), in order."""
-        return [r for r in self.records if r.get("kind") == "event"]
+        return [r for r in self.records if isinstance(r, EventRecord)]
 
     def to_json(self) -> dict[str, Any]:
         """The row ``fintrain runs list --json`` prints for this run."""
@@ -112,18 +113,19 @@ class RunRecord:
         }
 
 
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """The records of ``metrics.jsonl``; a torn last line (a run killed mid-write) is skipped."""
+def read_metrics(run_dir: Path) -> list[Record]:
+    """The records of ``metrics.jsonl``; a torn last line (a run killed mid-write) is skipped,
+    and so is a line this version does not know."""
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         return []
     records = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            record = json.loads(line)
+            data = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(record, dict):
+        if isinstance(data, dict) and (record := record_from_json(data)) is not None:
             records.append(record)
     return records
 
@@ -138,7 +140,7 @@ def _read_json(path: Path, run_dir: Path) -> dict[str, Any]:
     return document
 
 
-def run_status(run_dir: Path, records: list[dict[str, Any]], now: float | None = None) -> str:
+def run_status(run_dir: Path, records: list[Record], now: float | None = None) -> str:
     """How a run ended, or that it is still going.
 
     A live ``running.json`` (its process still exists, see :mod:`fintrain.train.marker`)
@@ -158,9 +160,9 @@ def run_status(run_dir: Path, records: list[dict[str, Any]], now: float | None =
         return RUNNING
     if (run_dir / SUMMARY_FILE).is_file():
         return FINISHED
-    ends = [r.get("event") for r in records if r.get("kind") == "event"
-            and r.get("event") in ("thermal_stop", "interrupted", "resumed")]
-    if ends and ends[-1] == "thermal_stop":
+    ends = [r.event for r in records if isinstance(r, EventRecord)
+            and r.event in (Event.THERMAL_STOP, Event.INTERRUPTED, Event.RESUMED)]
+    if ends and ends[-1] is Event.THERMAL_STOP:
         return THERMAL_STOP
     return INTERRUPTED
 
@@ -199,9 +201,10 @@ def read_run(run_dir: Path, now: float | None = None) -> RunRecord:
     status = run_status(run_dir, records, now)
     task = str(config.get("target", {}).get("task", "threshold"))
     metric = "auc" if task in ("threshold", "direction") else "mse"
-    train_records = [r for r in records if r.get("kind") == "train"]
-    epoch_values = [v for r in records if r.get("kind") == "epoch" if (v := _finite(r.get(f"val/{metric}"))) is not None]
-    temps = [t for r in train_records if (t := _finite(r.get("thermal/temp_c"))) is not None]
+    train_records = [r for r in records if isinstance(r, TrainRecord)]
+    epoch_records = [r for r in records if isinstance(r, EpochRecord)]
+    epoch_values = [v for r in epoch_records if (v := _finite(r.val.get(metric))) is not None]
+    temps = [t for r in train_records if (t := _finite(r.temp_c)) is not None]
     if summary is not None:
         metric = summary.get("primary_metric", metric)
         steps = int(summary.get("steps", 0))
@@ -211,15 +214,15 @@ def read_run(run_dir: Path, now: float | None = None) -> RunRecord:
         temp_max_c = _finite(summary.get("temp_max_c"))
         params = summary.get("params")
     else:
-        steps = max((int(r["step"]) for r in records if isinstance(r.get("step"), int)), default=0)
+        steps = max((r.step for r in records if isinstance(r, TrainRecord | EpochRecord | EventRecord)), default=0)
         # The loop keeps the best epoch by validation loss; report that epoch's primary metric.
         best_by_loss = min(
-            (r for r in records if r.get("kind") == "epoch" and _finite(r.get("val/loss")) is not None),
-            key=lambda r: r["val/loss"], default=None,
+            (r for r in epoch_records if _finite(r.val.get("loss")) is not None),
+            key=lambda r: r.val["loss"], default=None,
         )
-        best_val = _finite(best_by_loss.get(f"val/{metric}")) if best_by_loss else _best(epoch_values, metric)
+        best_val = _finite(best_by_loss.val.get(metric)) if best_by_loss else _best(epoch_values, metric)
         test = None
-        seconds = _finite(train_records[-1].get("time_s")) if train_records else None
+        seconds = _finite(train_records[-1].time_s) if train_records else None
         temp_max_c = max(temps) if temps else None
         params = None
     return RunRecord(

@@ -1,7 +1,7 @@
 """Where a training run's measurements go: a live panel or plain lines, JSON lines, TensorBoard.
 
-The training loop sends flat records through one :class:`MetricSink` protocol; this package
-holds no training logic.
+The training loop sends typed records (:mod:`fintrain.records`) through one :class:`MetricSink`
+protocol; this package holds no training logic.
 """
 
 from fintrain.tracking.factory import METRICS_FILE, TENSORBOARD_DIR, make_sinks
@@ -9,8 +9,6 @@ from fintrain.tracking.jsonl import JsonlSink
 from fintrain.tracking.panel import LivePanel
 from fintrain.tracking.plain import PlainLog
 from fintrain.tracking.sink import (
-    EVENTS,
-    KINDS,
     MetricSink,
     MultiSink,
     NullSink,
@@ -19,8 +17,6 @@ from fintrain.tracking.sink import (
 from fintrain.tracking.tensorboard_log import TensorBoardSink
 
 __all__ = [
-    "EVENTS",
-    "KINDS",
     "METRICS_FILE",
     "TENSORBOARD_DIR",
     "JsonlSink",

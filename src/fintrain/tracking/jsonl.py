@@ -8,10 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from fintrain.records import Record, StatusRecord
 from fintrain.storage import atomic_write_bytes
-
-# Status records arrive several times a second and describe the moment, not the run.
-LOGGED_KINDS = frozenset({"train", "epoch", "event", "final"})
 
 
 def _plain(value: Any) -> Any:
@@ -76,12 +74,13 @@ class JsonlSink:
         if len(keep) != len(lines):
             atomic_write_bytes(self.path, b"".join(keep))
 
-    def log(self, record: Mapping[str, Any], step: int) -> None:
+    def log(self, record: Record, step: int) -> None:
         """Write one line for a train, epoch, event or final record."""
-        if record.get("kind") not in LOGGED_KINDS or self._file is None:
+        # Status records arrive several times a second and describe the moment, not the run.
+        if self._file is None or isinstance(record, StatusRecord):
             return
-        document = {"kind": record["kind"], "step": step}
-        document.update(_plain(record))
+        document = {"kind": record.kind, "step": step}
+        document.update(_plain(record.to_json()))
         self._file.write(json.dumps(document, allow_nan=False) + "\n")
         self._file.flush()
 

@@ -32,6 +32,7 @@ from fintrain.display import (
     temperature_text,
     val_metrics,
 )
+from fintrain.records import EpochRecord, EventRecord, FinalRecord, Record, StatusRecord, TrainRecord
 from fintrain.tracking.sink import RunInfo
 
 log = logging.getLogger(__name__)
@@ -151,28 +152,27 @@ class LivePanel:
 
     # -- the loop's side: store and return ---------------------------------------------------
 
-    def log(self, record: Mapping[str, Any], step: int) -> None:
+    def log(self, record: Record, step: int) -> None:
         """Store a record's values for the next redraw."""
-        kind = record.get("kind")
         with self._lock:
             self._step = max(self._step, step)
-            if kind in ("train", "status") and record.get("time_s") is not None:
-                self._progress = (step, float(record["time_s"]))
+            if isinstance(record, StatusRecord | TrainRecord) and record.time_s is not None:
+                self._progress = (step, float(record.time_s))
                 if self._first_progress is None:
                     self._first_progress = self._progress
-            if kind == "status":
-                self._status = dict(record)
-            elif kind == "train":
-                self._train = dict(record)
-                loss = record.get("train/loss")
-                if loss is not None:
-                    self._losses.append(float(loss))
-            elif kind == "epoch":
-                self._epoch = dict(record)
-            elif kind == "event":
-                self._events.append((step, str(record.get("event", "")), str(record.get("message", ""))))
-            elif kind == "final":
-                self._final = dict(record)
+            match record:
+                case StatusRecord():
+                    self._status = record.to_json()
+                case TrainRecord(loss=loss):
+                    self._train = record.to_json()
+                    if loss is not None:
+                        self._losses.append(float(loss))
+                case EpochRecord():
+                    self._epoch = record.to_json()
+                case EventRecord(event=event, message=message):
+                    self._events.append((step, str(event), message))
+                case FinalRecord():
+                    self._final = record.to_json()
         self._changed.set()
 
     # -- Rich's side: draw from a snapshot ---------------------------------------------------

@@ -17,6 +17,7 @@ from fintrain.display import (
     temperature_text,
     val_metrics,
 )
+from fintrain.records import EpochRecord, EventRecord, FinalRecord, Record, StatusRecord, TrainRecord
 from fintrain.tracking.sink import RunInfo
 
 # Control characters (escape sequences included) that a message might carry into a log file.
@@ -60,20 +61,19 @@ class PlainLog:
         self.stream.write(_clean(line) + "\n")
         self.stream.flush()
 
-    def log(self, record: Mapping[str, Any], step: int) -> None:
+    def log(self, record: Record, step: int) -> None:
         """Write a line for an epoch, event or final record; remember the rest."""
-        kind = record.get("kind")
-        if kind == "train":
-            self._train = dict(record)
-        elif kind == "status":
-            self._status = dict(record)
-        elif kind == "epoch":
-            self._write(self._epoch_line(record, step))
-        elif kind == "event":
-            message = record.get("message") or ""
-            self._write(f"step {step:,}: {record.get('event', 'event')}" + (f": {message}" if message else ""))
-        elif kind == "final":
-            self._write(self._final_line(record, step))
+        match record:
+            case TrainRecord():
+                self._train = record.to_json()
+            case StatusRecord():
+                self._status = record.to_json()
+            case EpochRecord():
+                self._write(self._epoch_line(record.to_json(), step))
+            case EventRecord(event=event, message=message):
+                self._write(f"step {step:,}: {event}" + (f": {message}" if message else ""))
+            case FinalRecord():
+                self._write(self._final_line(record.to_json(), step))
 
     def _epoch_line(self, record: Mapping[str, Any], step: int) -> str:
         info = self.info

@@ -1,61 +1,42 @@
 """The one protocol the training loop talks through, the run facts, and fan-out.
 
 The loop never knows whether a human is watching: it calls ``log(record, step)`` on one sink and
-``close()`` at the end. What a record holds is described on :class:`MetricSink`.
+``close()`` at the end. The records are the typed ones of :mod:`fintrain.records`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
+
+from fintrain.records import Record
 
 log = logging.getLogger(__name__)
-
-# Record kinds the loop sends; "status" is the high-frequency one that only the panel reads.
-KINDS = ("train", "epoch", "event", "status", "final")
-
-# Events the loop may send (an event record's "event" key).
-EVENTS = (
-    "checkpoint",
-    "best",
-    "thermal_pause",
-    "thermal_resume",
-    "thermal_stop",
-    "interrupted",
-    "early_stop",
-    "resumed",
-)
 
 
 @runtime_checkable
 class MetricSink(Protocol):
     """Where the training loop sends what it measures.
 
-    ``log(record, step)`` receives flat dicts whose ``kind`` key says what they are (``step``
-    counts optimizer steps completed; ``epoch`` and ``best_epoch`` are 0-based indices, shown
-    to people as 1-based):
+    ``log(record, step)`` receives one :data:`~fintrain.records.Record` (``step`` counts
+    optimizer steps completed) and dispatches on its type with ``match``:
 
-    - ``train``: ``epoch``, ``step``, ``train/loss``, ``lr``, ``throughput`` (samples/s),
-      ``thermal/temp_c`` (or None), ``thermal/paused`` (0 or 1), ``time_s`` (seconds since the
-      loop started). Sent every ``log_every`` steps and at the last step.
-    - ``epoch``: ``epoch``, ``step``, ``train/loss``, ``val/loss``, ``val/<metric>`` (auc,
-      accuracy, brier, log_loss, pos_rate; or mse, mae, dir_acc), ``best/<primary>``,
-      ``best_epoch``, ``time_s``. Once per epoch and after a final validation.
-    - ``event``: ``event`` (one of :data:`EVENTS`), ``epoch``, ``step``, ``message``, extras.
-    - ``status``: ``state`` (running or paused), ``paused_s``, ``thermal/temp_c``,
-      ``thermal/temp_max_c``, ``thermal/hottest_c``, ``thermal/band``, ``thermal/trend``,
-      ``memory_bytes``. Cheap and frequent: a sink that does I/O ignores it.
-    - ``final``: ``test`` (metric -> value), ``baselines`` (name -> metric -> value),
-      ``best_epoch``, ``steps``. Once, at the end.
+    - ``TrainRecord``: every ``log_every`` steps, at the end of an epoch and at the last step.
+    - ``EpochRecord``: once per epoch and after a final validation.
+    - ``EventRecord``: checkpoints, a new best, thermal pause/resume/stop, Ctrl-C, early stop,
+      resume.
+    - ``StatusRecord``: the moment's state for the panel. Cheap and frequent: a sink that does
+      I/O ignores it.
+    - ``FinalRecord``: test metrics and baselines, once, at the end.
 
     ``log`` is called on the training thread, inside the loop's overhead budget: a sink stores
     or appends and returns; it never renders or blocks on a slow device.
     """
 
-    def log(self, record: Mapping[str, Any], step: int) -> None:
+    def log(self, record: Record, step: int) -> None:
         """Receive one record measured at optimizer step ``step``."""
         ...
 
@@ -108,7 +89,7 @@ class RunInfo:
 class NullSink:
     """A sink that keeps nothing (for library callers that want no tracking)."""
 
-    def log(self, record: Mapping[str, Any], step: int) -> None:
+    def log(self, record: Record, step: int) -> None:
         """Discard the record."""
 
     def close(self) -> None:
@@ -126,7 +107,7 @@ class MultiSink:
         self.sinks: list[MetricSink] = list(sinks)
         self._closed = False
 
-    def log(self, record: Mapping[str, Any], step: int) -> None:
+    def log(self, record: Record, step: int) -> None:
         """Give the record to every sink."""
         first: BaseException | None = None
         for sink in self.sinks:

@@ -10,8 +10,7 @@ from typing import Any
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
-# Scalars of a train record, written at the record's step.
-TRAIN_SCALARS = ("train/loss", "lr", "throughput", "thermal/temp_c", "thermal/paused")
+from fintrain.records import EpochRecord, Event, EventRecord, FinalRecord, Record, TrainRecord
 
 HParamValue = str | int | float | bool
 
@@ -74,42 +73,41 @@ class TensorBoardSink:
             return value
         return str(value)
 
-    def log(self, record: Mapping[str, Any], step: int) -> None:
+    def log(self, record: Record, step: int) -> None:
         """Write the scalars of a train or epoch record, or the hparams of the final record."""
         writer = self.writer
         if writer is None:
             return
-        kind = record.get("kind")
-        if kind == "train":
-            for tag in TRAIN_SCALARS:
-                value = _number(record.get(tag))
-                if value is not None:
-                    writer.add_scalar(tag, value, step)
-        elif kind == "epoch":
-            for tag, raw in record.items():
-                value = _number(raw)
-                if value is None:
-                    continue
-                if tag.startswith(("val/", "best/")):
-                    writer.add_scalar(tag, value, step)
-                elif tag == "train/loss":
-                    writer.add_scalar("train/epoch_loss", value, step)
-        elif kind == "event" and record.get("event") in ("thermal_pause", "thermal_resume"):
-            # Train records are only sent while running, so their thermal/paused is always 0:
-            # the pause itself is marked at the step where it began, and its length at the end.
-            paused = record["event"] == "thermal_pause"
-            writer.add_scalar("thermal/paused", 1.0 if paused else 0.0, step)
-            pause_s = _number(record.get("paused_s"))
-            if not paused and pause_s is not None:
-                writer.add_scalar("thermal/pause_s", pause_s, step)
-        elif kind == "final":
-            self._write_final(writer, record, step)
+        match record:
+            case TrainRecord():
+                scalars = {"train/loss": record.loss, "lr": record.lr, "throughput": record.throughput,
+                           "thermal/temp_c": record.temp_c, "thermal/paused": record.paused}
+                for tag, raw in scalars.items():
+                    if (value := _number(raw)) is not None:
+                        writer.add_scalar(tag, value, step)
+            case EpochRecord():
+                # A separate tag, since the last step of an epoch already has a train/loss point.
+                scalars = {"train/epoch_loss": record.train_loss, **{f"val/{k}": v for k, v in record.val.items()},
+                           f"best/{record.best_metric}": record.best_value}
+                for tag, raw in scalars.items():
+                    if (value := _number(raw)) is not None:
+                        writer.add_scalar(tag, value, step)
+            case EventRecord(event=Event.THERMAL_PAUSE):
+                # Train records are only sent while running, so their thermal/paused is always 0:
+                # the pause itself is marked at the step where it began, and its length at the end.
+                writer.add_scalar("thermal/paused", 1.0, step)
+            case EventRecord(event=Event.THERMAL_RESUME):
+                writer.add_scalar("thermal/paused", 0.0, step)
+                if (pause_s := _number(record.extra.get("paused_s"))) is not None:
+                    writer.add_scalar("thermal/pause_s", pause_s, step)
+            case FinalRecord():
+                self._write_final(writer, record, step)
 
-    def _write_final(self, writer: SummaryWriter, record: Mapping[str, Any], step: int) -> None:
+    def _write_final(self, writer: SummaryWriter, record: FinalRecord, step: int) -> None:
         """The hyperparameters with the test metrics, in this run's own event file."""
         metrics = {
             f"hparam/test_{name}": value
-            for name, raw in (record.get("test") or {}).items()
+            for name, raw in record.test.items()
             if (value := _number(raw)) is not None and math.isfinite(value)
         }
         experiment, start_info, end_info = hparams_summaries(self.hparams, metrics)
@@ -119,7 +117,7 @@ class TensorBoardSink:
             file_writer.add_summary(summary, step)
         for tag, value in metrics.items():
             writer.add_scalar(tag, value, step)
-        for name, values in (record.get("baselines") or {}).items():
+        for name, values in record.baselines.items():
             for metric, raw in values.items():
                 value = _number(raw)
                 if value is not None:

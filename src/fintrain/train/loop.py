@@ -28,6 +28,7 @@ from torch import nn
 from fintrain.config import TrainConfig
 from fintrain.device import manual_seed_all, memory_in_use, rng_state, set_rng_state, synchronize
 from fintrain.errors import FintrainError, TrainingStopped
+from fintrain.records import EpochRecord, Event, EventRecord, StatusRecord, TrainRecord
 from fintrain.tracking.sink import MetricSink
 from fintrain.train.checkpoint import BEST, LAST, save_checkpoint
 from fintrain.train.distributed import Decision, Distributed, wrap_model
@@ -136,7 +137,7 @@ class FitResult:
 
     state: FitState
     steps_per_epoch: int
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[EpochRecord] = field(default_factory=list)
 
 
 def total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
@@ -318,29 +319,16 @@ class _CtrlC:
             signal.signal(signal.SIGINT, self._previous)
 
 
-def _thermal_record(status: Any) -> dict[str, Any]:
-    if status is None:
-        return {"thermal/temp_c": None, "thermal/band": "off"}
-    return {
-        "thermal/temp_c": status.temp_c,
-        "thermal/temp_max_c": status.temp_max_c,
-        "thermal/hottest_c": status.hottest_c,
-        "thermal/band": status.band,
-        "thermal/trend": status.trend,
-    }
-
-
-def _event(sink: MetricSink, state: FitState, name: str, message: str, **extra: Any) -> None:
-    sink.log({"kind": "event", "event": name, "epoch": state.epoch, "step": state.step, "message": message, **extra},
-             state.step)
+def _event(sink: MetricSink, state: FitState, event: Event, message: str, **extra: Any) -> None:
+    sink.log(EventRecord(event, state.epoch, state.step, message, extra), state.step)
 
 
 def _status(sink: MetricSink, state: FitState, status: Any, device: torch.device, *, time_s: float | None = None,
             paused_s: float = 0.0) -> None:
-    """A ``status`` record for the panel: running (with ``time_s``) or paused for ``paused_s``."""
-    running = {"time_s": time_s} if time_s is not None else {}
-    sink.log({"kind": "status", "state": "running" if time_s is not None else "paused", "paused_s": paused_s,
-              **running, **_thermal_record(status), "memory_bytes": memory_in_use(device)}, state.step)
+    """A status record for the panel: running (with ``time_s``) or paused for ``paused_s``."""
+    running = time_s is not None
+    record = StatusRecord.of("running" if running else "paused", paused_s, status, memory_in_use(device), time_s)
+    sink.log(record, state.step)
 
 
 class ThermalGate:
@@ -390,7 +378,7 @@ class ThermalGate:
 
     def _wait_out_pause(self, state: FitState) -> Decision:
         if self.status is not None:
-            _event(self.sink, state, "thermal_pause", self.status.reason, temp_c=self.status.temp_c)
+            _event(self.sink, state, Event.THERMAL_PAUSE, self.status.reason, temp_c=self.status.temp_c)
         started = time.monotonic()
         while (decision := self._poll(state)) is Decision.PAUSE:
             _status(self.sink, state, self.status, self.device, paused_s=time.monotonic() - started)
@@ -398,7 +386,7 @@ class ThermalGate:
         paused_s = time.monotonic() - started
         state.paused_total_s += paused_s
         if decision is Decision.RUN and self.status is not None:
-            _event(self.sink, state, "thermal_resume", f"resumed after {paused_s:.0f} s at "
+            _event(self.sink, state, Event.THERMAL_RESUME, f"resumed after {paused_s:.0f} s at "
                    f"{_fmt_temp(self.status.temp_c)}", paused_s=paused_s, temp_c=self.status.temp_c)
         return decision
 
@@ -461,12 +449,12 @@ class _Saver:
     def last(self, state: FitState, reason: str) -> None:
         """Save ``last.pt``; ``reason`` goes into the checkpoint event."""
         if (path := self._save(LAST, state, write=True)) is not None:
-            _event(self.sink, state, "checkpoint", f"saved {path.name} at step {state.step} ({reason})", path=str(path))
+            _event(self.sink, state, Event.CHECKPOINT, f"saved {path.name} at step {state.step} ({reason})", path=str(path))
 
     def best(self, state: FitState, improved: bool) -> None:
         """Save ``best.pt`` when validation improved (gathered on every rank either way)."""
         if (path := self._save(BEST, state, write=improved)) is not None:
-            _event(self.sink, state, "best", f"new best validation loss {state.best_val:.5f}", path=str(path))
+            _event(self.sink, state, Event.BEST, f"new best validation loss {state.best_val:.5f}", path=str(path))
 
     def _save(self, name: str, state: FitState, write: bool) -> Path | None:
         rng_ranks = self.dist.all_gather(rng_state())
@@ -489,12 +477,12 @@ def _restore(resume: dict[str, Any] | None, saver: _Saver, seed: int) -> FitStat
     saver.scheduler.load_state_dict(resume["scheduler"])
     state = FitState.from_dict(resume["state"])
     set_rng_state(_rank_rng(resume, dist))
-    _event(saver.sink, state, "resumed", f"resumed at step {state.step} (epoch {state.epoch + 1})")
+    _event(saver.sink, state, Event.RESUMED, f"resumed at step {state.step} (epoch {state.epoch + 1})")
     return state
 
 
 def _validate(model: nn.Module, data: FitData, cfg: TrainConfig, loss_fn: LossFn, state: FitState,
-              train_loss: float | None) -> tuple[dict[str, Any], bool]:
+              train_loss: float | None) -> tuple[EpochRecord, bool]:
     """The epoch record after validating, and whether validation improved (``state`` updated)."""
     trained_epoch = state.epoch if state.batch_in_epoch else state.epoch - 1
     metrics = evaluate(model, data.val, _batch_size(cfg), data.task, loss_fn, cfg.precision)
@@ -505,9 +493,8 @@ def _validate(model: nn.Module, data: FitData, cfg: TrainConfig, loss_fn: LossFn
         state.bad_epochs = 0
     else:
         state.bad_epochs += 1
-    record = {"kind": "epoch", "epoch": trained_epoch, "step": state.step, "train/loss": train_loss,
-              **{f"val/{k}": v for k, v in metrics.items()}, f"best/{metric}": state.best_metric,
-              "best_epoch": state.best_epoch, "time_s": state.train_seconds}
+    record = EpochRecord(trained_epoch, state.step, train_loss, metrics, metric, state.best_metric, state.best_epoch,
+                         state.train_seconds)
     return record, improved
 
 
@@ -515,12 +502,12 @@ def _stop(decision: Decision, gate: ThermalGate, state: FitState, saver: _Saver)
     """Save ``last.pt``, say why, and raise ``TrainingStopped`` (130 for Ctrl-C, 3 for heat)."""
     if decision is Decision.INTERRUPT:
         saver.last(state, "interrupted")
-        _event(saver.sink, state, "interrupted", f"interrupted at step {state.step}")
+        _event(saver.sink, state, Event.INTERRUPTED, f"interrupted at step {state.step}")
         raise TrainingStopped(f"interrupted at step {state.step}", exit_code=130)
     status = gate.status
     reason = status.reason if status is not None else "rank 0 stopped"
     saver.last(state, "thermal stop")
-    _event(saver.sink, state, "thermal_stop", reason, temp_c=status.temp_c if status else None)
+    _event(saver.sink, state, Event.THERMAL_STOP, reason, temp_c=status.temp_c if status else None)
     raise TrainingStopped(f"thermal critical at step {state.step} ({reason}); last.pt saved, resume with "
                           "--resume when the machine has cooled", exit_code=3)
 
@@ -606,11 +593,10 @@ def fit(
                     loss = window_loss.mean(dist)
                     seconds = _train_clock(state) - window_start
                     state.train_seconds += seconds
-                    sink.log({"kind": "train", "epoch": state.epoch, "step": state.step, "train/loss": loss,
-                              "lr": scheduler.get_last_lr()[0],
-                              "throughput": (state.samples_seen - window_samples) / max(seconds, 1e-9),
-                              "thermal/temp_c": gate.status.temp_c if gate.status else None,
-                              "thermal/paused": 0, "time_s": state.train_seconds}, state.step)
+                    throughput = (state.samples_seen - window_samples) / max(seconds, 1e-9)
+                    temp_c = gate.status.temp_c if gate.status else None
+                    sink.log(TrainRecord(state.epoch, state.step, loss, scheduler.get_last_lr()[0], throughput, temp_c,
+                                         state.train_seconds), state.step)
                     epoch_loss.absorb(window_loss)
                     window_start, window_samples = _train_clock(state), state.samples_seen
                     _status(sink, state, gate.status, device, time_s=state.train_seconds)
@@ -628,7 +614,7 @@ def fit(
                 state.stop = StopReason.MAX_STEPS
             elif state.bad_epochs >= cfg.patience:
                 state.stop = StopReason.EARLY_STOPPING
-                _event(sink, state, "early_stop", f"no validation improvement for {cfg.patience} epochs")
+                _event(sink, state, Event.EARLY_STOP, f"no validation improvement for {cfg.patience} epochs")
             elif state.epoch >= cfg.epochs:
                 state.stop = StopReason.EPOCHS
             saver.last(state, "finished" if state.done else "end of epoch")

@@ -24,6 +24,7 @@ from fintrain.config import RESUMABLE_FIELDS, ModelConfig, RunConfig, TrainConfi
 from fintrain.device import device_label, manual_seed_all, resolve_device
 from fintrain.errors import CheckpointError, ConfigError, RunBusyError, ThermalError
 from fintrain.model import build_model, count_parameters, model_config_for
+from fintrain.records import FinalRecord
 from fintrain.storage import atomic_write_json, utc_now
 from fintrain.thermal import ThermalMonitor, open_sensor
 from fintrain.tracking import MultiSink, NullSink, RunInfo, make_sinks
@@ -274,8 +275,7 @@ def _execute(plan: Plan, run_dir: Path, resume: dict[str, Any] | None, options: 
             "data_md5": plan.prepared.data_md5(),
             "finished_at": utc_now(),
         }
-        sink.log({"kind": "final", "test": test, "baselines": base, "best_epoch": state.best_epoch,
-                  "steps": state.step}, state.step)
+        sink.log(FinalRecord(test, base, state.best_epoch, state.step), state.step)
         atomic_write_json(run_dir / "summary.json", summary)
         return summary
     finally:

@@ -1,0 +1,179 @@
+"""The records the training loop sends to its sinks: one frozen dataclass per kind.
+
+A sink receives a :data:`Record` and dispatches on its type with ``match``. ``to_json()`` gives
+the flat object a line of ``metrics.jsonl`` holds (``"kind"`` first; the file's format predates
+these classes and is unchanged), and :func:`record_from_json` reads such a line back
+(``fintrain.experiments.runs``). Epochs are 0-based indices, shown to people as 1-based;
+``step`` counts optimizer steps completed.
+
+This module imports nothing heavy, so that reading run folders does not load torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
+
+
+class Event(StrEnum):
+    """What an event record announces."""
+
+    CHECKPOINT = "checkpoint"
+    BEST = "best"
+    THERMAL_PAUSE = "thermal_pause"
+    THERMAL_RESUME = "thermal_resume"
+    THERMAL_STOP = "thermal_stop"
+    INTERRUPTED = "interrupted"
+    EARLY_STOP = "early_stop"
+    RESUMED = "resumed"
+
+
+@dataclass(frozen=True)
+class TrainRecord:
+    """The mean training loss of the steps since the previous one (every ``log_every`` steps,
+    at the end of an epoch and at the last step), with the figures of that stretch."""
+
+    kind: ClassVar[str] = "train"
+    epoch: int
+    step: int
+    loss: float | None
+    lr: float
+    throughput: float  # samples/s
+    temp_c: float | None  # the latest thermal reading, None without one
+    time_s: float  # training seconds so far (thermal pauses excluded)
+    paused: int = 0  # train records are sent while running only
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``metrics.jsonl`` object."""
+        return {"kind": self.kind, "epoch": self.epoch, "step": self.step, "train/loss": self.loss, "lr": self.lr,
+                "throughput": self.throughput, "thermal/temp_c": self.temp_c, "thermal/paused": self.paused,
+                "time_s": self.time_s}
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """Validation after an epoch (or after the last step of a run cut short by max_steps)."""
+
+    kind: ClassVar[str] = "epoch"
+    epoch: int
+    step: int
+    train_loss: float | None  # the epoch's mean training loss
+    val: Mapping[str, float]  # loss and the task's metrics (auc, accuracy, ... or mse, mae, ...)
+    best_metric: str  # the primary metric's name
+    best_value: float | None  # its value at the best epoch so far
+    best_epoch: int
+    time_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``metrics.jsonl`` object: ``val/<metric>`` and ``best/<primary>`` keys."""
+        return {"kind": self.kind, "epoch": self.epoch, "step": self.step, "train/loss": self.train_loss,
+                **{f"val/{k}": v for k, v in self.val.items()}, f"best/{self.best_metric}": self.best_value,
+                "best_epoch": self.best_epoch, "time_s": self.time_s}
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """Something that happened, in words; ``extra`` holds the event's figures (``path`` of a
+    checkpoint, ``temp_c`` of a thermal event, ``paused_s`` of a resume)."""
+
+    kind: ClassVar[str] = "event"
+    event: Event
+    epoch: int
+    step: int
+    message: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``metrics.jsonl`` object, the extras as top-level keys."""
+        return {"kind": self.kind, "event": str(self.event), "epoch": self.epoch, "step": self.step,
+                "message": self.message, **self.extra}
+
+
+@dataclass(frozen=True)
+class StatusRecord:
+    """The moment's state for the live panel: cheap and frequent, never written to a file.
+
+    ``band`` is ``"off"`` without a thermal monitor; the other thermal fields are then None.
+    """
+
+    kind: ClassVar[str] = "status"
+    state: Literal["running", "paused"]
+    paused_s: float
+    memory_bytes: int | None
+    time_s: float | None = None  # training seconds so far, while running (the panel's ETA)
+    temp_c: float | None = None
+    temp_max_c: float | None = None
+    hottest_c: float | None = None
+    band: str = "off"
+    trend: str | None = None
+
+    @classmethod
+    def of(cls, state: Literal["running", "paused"], paused_s: float, status: Any, memory_bytes: int | None,
+           time_s: float | None = None) -> StatusRecord:
+        """From a thermal monitor's ``ThermalStatus`` (None: no monitor)."""
+        if status is None:
+            return cls(state, paused_s, memory_bytes, time_s)
+        return cls(state, paused_s, memory_bytes, time_s, status.temp_c, status.temp_max_c, status.hottest_c,
+                   status.band, status.trend)
+
+    def to_json(self) -> dict[str, Any]:
+        """The flat object, as the panel's tests and displays read it."""
+        running = {"time_s": self.time_s} if self.time_s is not None else {}
+        thermal: dict[str, Any] = {"thermal/temp_c": self.temp_c, "thermal/band": self.band}
+        if self.band != "off":
+            thermal = {"thermal/temp_c": self.temp_c, "thermal/temp_max_c": self.temp_max_c,
+                       "thermal/hottest_c": self.hottest_c, "thermal/band": self.band, "thermal/trend": self.trend}
+        return {"kind": self.kind, "state": self.state, "paused_s": self.paused_s, **running, **thermal,
+                "memory_bytes": self.memory_bytes}
+
+
+@dataclass(frozen=True)
+class FinalRecord:
+    """Test metrics of the best checkpoint beside the baselines; once, at the end."""
+
+    kind: ClassVar[str] = "final"
+    test: Mapping[str, float]
+    baselines: Mapping[str, Mapping[str, float]]
+    best_epoch: int
+    steps: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``metrics.jsonl`` object."""
+        return {"kind": self.kind, "test": dict(self.test), "baselines": dict(self.baselines),
+                "best_epoch": self.best_epoch, "steps": self.steps}
+
+
+Record = TrainRecord | EpochRecord | EventRecord | StatusRecord | FinalRecord
+
+
+def record_from_json(data: Mapping[str, Any]) -> Record | None:
+    """The record a ``metrics.jsonl`` object holds; None for an unknown kind or a damaged line."""
+    try:
+        match data.get("kind"):
+            case "train":
+                return TrainRecord(data["epoch"], data["step"], data.get("train/loss"), data.get("lr"),
+                                   data.get("throughput"), data.get("thermal/temp_c"), data.get("time_s"),
+                                   data.get("thermal/paused", 0))
+            case "epoch":
+                best = [k for k in data if k.startswith("best/")]
+                return EpochRecord(data["epoch"], data["step"], data.get("train/loss"),
+                                   {k.removeprefix("val/"): v for k, v in data.items() if k.startswith("val/")},
+                                   best[0].removeprefix("best/") if best else "", data[best[0]] if best else None,
+                                   data.get("best_epoch", -1), data.get("time_s"))
+            case "event":
+                known = {"kind", "event", "epoch", "step", "message"}
+                return EventRecord(Event(data["event"]), data.get("epoch", 0), data["step"], data.get("message", ""),
+                                   {k: v for k, v in data.items() if k not in known})
+            case "final":
+                return FinalRecord(data.get("test") or {}, data.get("baselines") or {}, data.get("best_epoch", -1),
+                                   data.get("steps", data.get("step", 0)))
+            case "status":
+                return StatusRecord(data["state"], data.get("paused_s", 0.0), data.get("memory_bytes"),
+                                    data.get("time_s"), data.get("thermal/temp_c"), data.get("thermal/temp_max_c"),
+                                    data.get("thermal/hottest_c"), data.get("thermal/band", "off"),
+                                    data.get("thermal/trend"))
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return None
+    return None
