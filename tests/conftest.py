@@ -21,8 +21,11 @@ _spec = importlib.util.spec_from_file_location("strict_device", Path(__file__).p
 strict_device_module = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(strict_device_module)
 
-settings.register_profile("ci", deadline=None, derandomize=True)
-settings.register_profile("dev", deadline=None, derandomize=True)
+# Tests set only max_examples; everything else comes from the profile. "ci" (the default, and
+# what .ci/run sets) replays the same examples on every run; "dev" draws new ones each run and
+# keeps the failures it finds in .hypothesis/ so that they are tried first next time.
+settings.register_profile("ci", deadline=None, derandomize=True, database=None)
+settings.register_profile("dev", deadline=None, derandomize=False, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 

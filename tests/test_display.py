@@ -3,7 +3,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from fintrain.display import (
@@ -48,7 +48,6 @@ def test_values_and_epochs():
     assert epoch_label(0) == "1" and epoch_label(None) == "-"
 
 
-@settings(deadline=None, derandomize=True)
 @given(st.lists(st.floats(min_value=-1e6, max_value=1e6), min_size=2, max_size=60))
 def test_sparkline_keeps_one_block_per_value_and_spans_lowest_to_highest(values):
     line = sparkline(values)

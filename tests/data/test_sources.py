@@ -100,3 +100,45 @@ def test_http_client_connection_errors_count_as_network(monkeypatch, sleeps):
     with pytest.raises(SourceError, match="could not reach Yahoo for SPY"):
         sources.fetch_yahoo("SPY", retries=2, backoff_s=0.5)
     assert sleeps == [0.5, 1.0]
+
+
+class RecordingTicker:
+    """Stands in for ``yfinance.Ticker``: keeps the arguments of each history() call."""
+
+    calls: list[tuple[str, dict]] = []
+    answer: pd.DataFrame
+
+    def __init__(self, ticker: str):
+        self.ticker = ticker
+
+    def history(self, **kwargs):
+        RecordingTicker.calls.append((self.ticker, kwargs))
+        return RecordingTicker.answer
+
+
+@pytest.fixture
+def recording_ticker(monkeypatch, msft):
+    import yfinance
+
+    RecordingTicker.calls = []
+    RecordingTicker.answer = recorded_history(msft)
+    monkeypatch.setattr(yfinance, "Ticker", RecordingTicker)
+    return RecordingTicker.calls
+
+
+def test_yahoo_call_asks_for_adjusted_prices_explicitly(recording_ticker, sleeps):
+    """Adjusted OHLC is requested by name, not left to yfinance's defaults (which have changed
+    between versions), and no dividend or split columns are asked for."""
+    raw = sources.fetch_yahoo("MSFT")
+    [(ticker, kwargs)] = recording_ticker
+    assert ticker == "MSFT"
+    assert kwargs["auto_adjust"] is True and kwargs["actions"] is False
+    assert kwargs["period"] == "max" and "start" not in kwargs
+    assert raw.adjusted and raw.frame.height == 400
+
+
+def test_yahoo_call_makes_the_inclusive_end_exclusive(recording_ticker, sleeps):
+    sources.yahoo_history("SPY", dt.date(2010, 1, 4), dt.date(2010, 12, 31))
+    [(_, kwargs)] = recording_ticker
+    assert kwargs["start"] == "2010-01-04" and kwargs["end"] == "2011-01-01" and "period" not in kwargs
+    assert kwargs["auto_adjust"] is True

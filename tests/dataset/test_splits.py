@@ -30,7 +30,7 @@ def ends(ds, name: str) -> np.ndarray:
     return getattr(ds, name).ends.cpu().numpy()
 
 
-@settings(deadline=None, derandomize=True, max_examples=25)
+@settings(max_examples=25)
 @given(
     horizon=st.integers(1, 8),
     extra_gap=st.integers(0, 5),

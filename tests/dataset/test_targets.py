@@ -50,7 +50,7 @@ def test_labels_do_not_cross_tickers() -> None:
     assert got.to_list() == [1.0, 0.0, 1.0, 0.0, None] * 2
 
 
-@settings(deadline=None, derandomize=True, max_examples=40)
+@settings(max_examples=40)
 @given(
     task=st.sampled_from(["threshold", "direction", "return"]),
     horizon=st.integers(1, 10),

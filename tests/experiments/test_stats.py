@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from fintrain.experiments.stats import mean_interval, t_cdf, t_quantile, welch_interval
@@ -19,14 +19,12 @@ def test_t_quantile_matches_tables(df, expected):
     assert t_quantile(0.975, df) == pytest.approx(expected, abs=5e-4)
 
 
-@settings(deadline=None, derandomize=True)
 @given(st.floats(-50, 50))
 def test_t_cdf_matches_closed_forms(t):
     assert t_cdf(t, 1) == pytest.approx(0.5 + math.atan(t) / math.pi, abs=1e-12)  # Cauchy
     assert t_cdf(t, 2) == pytest.approx(0.5 + t / (2 * math.sqrt(2 + t * t)), abs=1e-12)
 
 
-@settings(deadline=None, derandomize=True)
 @given(st.floats(0.51, 0.999), st.floats(0.5, 200))
 def test_quantile_inverts_cdf_for_fractional_df(p, df):
     assert t_cdf(t_quantile(p, df), df) == pytest.approx(p, abs=1e-9)

@@ -73,7 +73,7 @@ def test_wrong_input_shape_is_a_clear_error() -> None:
         model(torch.randn(4, 30, 3))
 
 
-@settings(deadline=None, derandomize=True, max_examples=40)
+@settings(max_examples=40)
 @given(
     batch=st.integers(1, 4),
     length=st.integers(2, 50),
@@ -106,7 +106,7 @@ def test_patch_count_formula_matches_the_paper() -> None:
     assert patch_count(60, 8, 4) == 15
 
 
-@settings(deadline=None, derandomize=True, max_examples=30)
+@settings(max_examples=30)
 @given(data=st.data())
 def test_patch_count_formula_matches_the_patches_the_model_cuts(data: st.DataObject) -> None:
     context_len = data.draw(st.integers(2, 80))

@@ -66,7 +66,7 @@ def test_binsearch_bisects_between_the_last_fit_and_the_first_failure(
     assert all((t.status == "ok") == (t.batch_size <= 300) for t in result.trials)
 
 
-@settings(deadline=None, derandomize=True, max_examples=60)
+@settings(max_examples=60)
 @given(
     fails_above=st.integers(1, 5000),
     min_batch=st.integers(1, 64),

@@ -212,7 +212,7 @@ def test_trend_reports_rising_and_falling():
 temperature = st.one_of(st.floats(min_value=20, max_value=110, allow_nan=False), st.just("missing"))
 
 
-@settings(deadline=None, derandomize=True, max_examples=150)
+@settings(max_examples=150)
 @given(st.lists(temperature, min_size=1, max_size=120))
 def test_invariants_hold_for_any_sequence(temps):
     cfg = ThermalConfig(smoothing_s=3, dwell_s=5, critical_dwell_s=2, max_pause_s=60)
@@ -233,7 +233,7 @@ def test_invariants_hold_for_any_sequence(temps):
         previous = action
 
 
-@settings(deadline=None, derandomize=True, max_examples=100)
+@settings(max_examples=100)
 @given(st.lists(st.floats(min_value=20, max_value=84.9), min_size=1, max_size=100))
 def test_never_pauses_below_the_warning_band(temps):
     actions, _ = run(Policy(ThermalConfig(dwell_s=0)), temps)
