@@ -239,7 +239,9 @@ class ThermalConfig(Section):
     dwell_s: float = Field(30.0, ge=0, description="Time in the warning band before pausing.")
     critical_dwell_s: float = Field(3.0, ge=0)
     max_pause_s: float = Field(900.0, gt=0, description="Total pause time before stopping.")
-    require_sensor: bool = Field(False, description="Refuse to train without a reading.")
+    require_sensor: bool = Field(
+        False, description="Refuse to train without a temperature reading (a pressure level alone is not one)."
+    )
 
     @field_validator("source")
     @classmethod

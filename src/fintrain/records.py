@@ -108,6 +108,7 @@ class StatusRecord:
     hottest_c: float | None = None
     band: str = "off"
     trend: str | None = None
+    pressure: int | None = None  # the OS's thermal pressure level, where the source has one
 
     @classmethod
     def of(cls, state: Literal["running", "paused"], paused_s: float, status: Any, memory_bytes: int | None,
@@ -116,7 +117,7 @@ class StatusRecord:
         if status is None:
             return cls(state, paused_s, memory_bytes, time_s)
         return cls(state, paused_s, memory_bytes, time_s, status.temp_c, status.temp_max_c, status.hottest_c,
-                   status.band, status.trend)
+                   status.band, status.trend, status.pressure)
 
     def to_json(self) -> dict[str, Any]:
         """The flat object, as the panel's tests and displays read it."""
@@ -124,7 +125,8 @@ class StatusRecord:
         thermal: dict[str, Any] = {"thermal/temp_c": self.temp_c, "thermal/band": self.band}
         if self.band != "off":
             thermal = {"thermal/temp_c": self.temp_c, "thermal/temp_max_c": self.temp_max_c,
-                       "thermal/hottest_c": self.hottest_c, "thermal/band": self.band, "thermal/trend": self.trend}
+                       "thermal/hottest_c": self.hottest_c, "thermal/band": self.band, "thermal/trend": self.trend,
+                       "thermal/pressure": self.pressure}
         return {"kind": self.kind, "state": self.state, "paused_s": self.paused_s, **running, **thermal,
                 "memory_bytes": self.memory_bytes}
 

@@ -9,15 +9,21 @@ runs only on macOS.
 from __future__ import annotations
 
 import ctypes
+import logging
 import platform
 import struct
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from fintrain.thermal import NoSensor, open_sensor
+from fintrain.config import ThermalConfig
+from fintrain.errors import ThermalError
+from fintrain.thermal import NoSensor, ThermalMonitor, open_sensor
 from fintrain.thermal.macos import (
     HID_EVENT_TEMPERATURE,
+    SMC_MISSES_BEFORE_HID,
     KeyData,
     MacBindings,
     MacSensor,
@@ -270,6 +276,169 @@ def test_nothing_works_says_why():
     b, *_ = bindings(smc=None, hid={}, level=None)
     with pytest.raises(MacUnavailable, match="SMC.*HID.*pressure"):
         MacSensor(b)
+
+
+# Sensor lists in the naming each chip generation reports (REFERENCE.md; macmon's and Stats'
+# trackers), at a moment of CPU load: the cores hot, the rest of the SoC cooler.
+M1_M2_HID = {
+    "pACC MTR Temp Sensor2": 88.0, "pACC MTR Temp Sensor3": 92.0, "pACC MTR Temp Sensor4": 90.0,
+    "eACC MTR Temp Sensor0": 74.0, "eACC MTR Temp Sensor3": 76.0,
+    "GPU MTR Temp Sensor1": 52.0, "GPU MTR Temp Sensor4": 51.0,
+    "SOC MTR Temp Sensor0": 61.0, "SOC MTR Temp Sensor1": 60.0,
+    "PMU tdie1": 55.0, "PMU tdie2": 57.0, "PMU tdie4": 56.0, "PMU2 tdie1": 54.0,
+    "PMU tdev1": 41.0, "PMU tcal": 51.8,
+    "NAND CH0 temp": 37.0, "gas gauge battery": 31.0,
+}
+M3_HID = {
+    "PMU tdie1": 86.0, "PMU tdie2": 90.0, "PMU tdie3": 88.0, "PMU2 tdie1": 84.0,
+    "PMU tdev1": 44.0, "PMU tdev2": 42.0, "PMU tcal": 51.8,
+    "NAND CH0 temp": 36.0, "gas gauge battery": 30.0,
+}
+NO_DIE_HID = {
+    "GPU MTR Temp Sensor1": 36.0, "SOC MTR Temp Sensor0": 34.0, "PMU tdev1": 33.0,
+    "NAND CH0 temp": 32.0, "gas gauge battery": 27.0, "PMU tcal": 51.8,
+}
+M5_SMC = {"Tp0a": 93.0, "Tp0b": 97.0, "Ts0a": 99.0, "Ts1b": 95.0, "Tg0f": 60.0, "Tg1b": 58.0}
+
+
+def _monitor_status(sensor):
+    return ThermalMonitor(ThermalConfig(), sensor).sample_once()
+
+
+def test_m1_m2_naming_averages_the_acc_mtr_sensors_not_pmu_tdie(clock):
+    b, *_ = bindings(hid=M1_M2_HID, level=0)
+    sensor = MacSensor(b, clock=clock)
+    status = _monitor_status(sensor)
+    # (88 + 92 + 90 + 74 + 76) / 5; with the tdie sensors in, it would be 72.1.
+    assert status.temp_c == pytest.approx(84.0)
+    assert status.band == "acceptable"
+    assert status.hottest_name == "pACC MTR Temp Sensor3"
+
+
+def test_pmu_tdie_decides_only_where_no_acc_mtr_sensor_is_valid(clock):
+    b, *_ = bindings(hid=M3_HID, level=0)
+    assert _monitor_status(MacSensor(b, clock=clock)).temp_c == pytest.approx(87.0)
+    # M1/M2 with every CPU cluster power-gated: the tdie sensors are all that is left of the die.
+    gated = {k: (6.0 if "ACC" in k else v) for k, v in M1_M2_HID.items()}
+    b, *_ = bindings(hid=gated, level=0)
+    assert _monitor_status(MacSensor(b, clock=clock)).temp_c == pytest.approx(55.5)
+
+
+def test_no_die_sensor_means_no_die_temperature_and_says_so(clock):
+    b, *_ = bindings(hid=NO_DIE_HID, level=0)
+    sensor = MacSensor(b, clock=clock)
+    status = _monitor_status(sensor)
+    assert status.temp_c is None and status.smoothed_c is None
+    assert status.band == "no reading"  # never a calm "normal" from the battery and the NAND
+    assert "none of the 5 valid sensors is a CPU die sensor" in sensor.problem
+    assert "no die temperature" in status.reason
+    assert status.hottest_name == "GPU MTR Temp Sensor1"  # still shown, beside no temperature
+    assert status.sensors and "bands off" in status.describe()
+
+
+def test_smc_ts_keys_count_as_cpu(clock):
+    b, *_ = bindings(smc=FakeSMC(M5_SMC), level=0)
+    sensor = MacSensor(b, clock=clock)
+    assert sensor.name == "macos smc"
+    r = sensor.read()
+    assert r.temp_c == pytest.approx(96.0)  # Tp0a, Tp0b, Ts0a, Ts1b; not the Tg keys
+    assert "Ts0a" in r.sensors
+
+
+def test_smc_with_gpu_keys_only_is_passed_over_for_hid(clock):
+    b, *_ = bindings(smc=FakeSMC({"Tg0f": 55.0, "Tg1b": 54.0}), hid=M3_HID, level=0)
+    sensor = MacSensor(b, clock=clock)
+    assert sensor.name == "macos hid"
+    assert sensor.read().temp_c == pytest.approx(87.0)
+
+
+def test_smc_that_stops_answering_falls_back_to_hid(clock, caplog):
+    smc = FakeSMC(M5_SMC)
+    b, world, iokit, _ = bindings(smc=smc, hid=M1_M2_HID, level=0)
+    sensor = MacSensor(b, clock=clock)
+    assert sensor.read().temp_c == pytest.approx(96.0)
+    smc.keys = {"#KEY": smc.keys["#KEY"]}  # reads of the known keys now fail with an SMC error
+    for _ in range(SMC_MISSES_BEFORE_HID):
+        clock.advance(1.0)
+        r = sensor.read()
+        assert r.temp_c is None and sensor.name == "macos smc"
+    with caplog.at_level(logging.WARNING, logger="fintrain.thermal.macos"):
+        clock.advance(1.0)
+        r = sensor.read()
+    assert sensor.name == "macos hid"
+    assert r.temp_c == pytest.approx(84.0)
+    assert "reading the IOHID temperature sensors instead" in caplog.text
+    assert iokit.closed == [77]  # the SMC connection was closed
+    sensor.close()
+    assert world.owned == set()
+
+
+def test_smc_silent_with_no_hid_die_sensor_stays_and_comes_back(clock):
+    smc = FakeSMC(M5_SMC)
+    b, *_ = bindings(smc=smc, hid=NO_DIE_HID, level=0)
+    sensor = MacSensor(b, clock=clock)
+    saved = dict(smc.keys)
+    smc.keys = {"#KEY": saved["#KEY"]}
+    for _ in range(2 * SMC_MISSES_BEFORE_HID + 1):
+        clock.advance(1.0)
+        status = sensor.read()
+        assert status.temp_c is None
+    assert sensor.name == "macos smc" and sensor.problem
+    smc.keys = saved
+    assert sensor.read().temp_c == pytest.approx(96.0)
+
+
+# Every sensor name of the three generations; any subset of them, at any of these values.
+ALL_NAMES = sorted(set(M1_M2_HID) | set(M3_HID) | set(NO_DIE_HID))
+
+
+def _expected_die_mean(values: dict[str, float]) -> float | None:
+    valid = {k: v for k, v in values.items() if v >= 15.0 and "tcal" not in k}
+    acc = [v for k, v in valid.items() if "ACC MTR Temp" in k]
+    tdie = [v for k, v in valid.items() if k.startswith("PMU") and "tdie" in k]
+    chosen = acc or tdie
+    return sum(chosen) / len(chosen) if chosen else None
+
+
+@given(
+    st.dictionaries(st.sampled_from(ALL_NAMES), st.sampled_from([8.0, 30.0, 55.0, 72.0, 88.0, 97.0]),
+                    max_size=len(ALL_NAMES)),
+    st.sampled_from([None, 0, 2]),
+)
+def test_no_path_shows_a_band_without_a_die_temperature(hid, level):
+    b, *_ = bindings(hid=hid, level=level)
+    try:
+        sensor = MacSensor(b, clock=lambda: 0.0)
+    except MacUnavailable:
+        assert level is None and _expected_die_mean(hid) is None
+        return
+    status = _monitor_status(sensor)
+    expected = _expected_die_mean(hid)
+    if expected is None:
+        assert status.temp_c is None and status.band == "no reading"
+        assert sensor.problem
+    else:
+        assert status.temp_c == pytest.approx(expected)
+        assert status.band != "no reading"
+
+
+def test_pressure_only_does_not_satisfy_require_sensor(clock):
+    b, *_ = bindings(smc=None, hid={}, level=0)
+    monitor = ThermalMonitor(ThermalConfig(require_sensor=True), MacSensor(b, clock=clock), clock=clock)
+    with pytest.raises(ThermalError, match="only the OS's thermal pressure level"):
+        monitor.start()
+
+
+def test_pressure_only_is_said_plainly_at_start(clock, caplog):
+    b, *_ = bindings(smc=None, hid={}, level=0)
+    monitor = ThermalMonitor(ThermalConfig(), MacSensor(b, clock=clock), clock=clock)
+    with caplog.at_level(logging.WARNING, logger="fintrain.thermal.monitor"):
+        status = monitor.sample_once()
+    assert "temperature bands (acceptable_c, warning_c, critical_c) do not apply" in caplog.text
+    assert "pauses only at pressure heavy" in caplog.text
+    assert status.band == "no reading" and status.pressure_only
+    assert status.describe() == "no temperature, pressure nominal only (bands off)"
+    monitor.close_sensor()
 
 
 @pytest.mark.skipif(sys.platform == "darwin", reason="checks the behaviour off macOS")

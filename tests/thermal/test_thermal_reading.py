@@ -73,3 +73,13 @@ def test_when_no_deciding_sensor_is_valid_all_valid_sensors_count():
 def test_combine_max():
     r = build_reading(0.0, {"GPU0": 60.0, "GPU1": 80.0}, ValueFilter(), combine=max)
     assert r.temp_c == 80.0
+
+
+def test_choose_picks_from_all_valid_sensors_and_picking_none_means_no_deciding_value():
+    values = {"die a": 90.0, "die b": 80.0, "board": 30.0, "die c": math.nan}
+    r = build_reading(0.0, values, ValueFilter(), choose=lambda kept: [k for k in kept if k.startswith("die")])
+    assert r.temp_c == 85.0 and r.hottest_name == "die a"
+    none = build_reading(0.0, {"board": 30.0}, ValueFilter(), choose=lambda kept: [])
+    assert none.temp_c is None and none.sensors == {"board": 30.0} and none.hottest_c == 30.0
+    with pytest.raises(ValueError, match="either deciding or choose"):
+        build_reading(0.0, values, ValueFilter(), deciding=bool, choose=list)

@@ -75,6 +75,15 @@ def test_no_sensor_and_monitor_off(info, rec):
     assert "monitor off" in text_of(panel)
 
 
+def test_pressure_only_says_the_bands_are_off(info, rec):
+    panel = LivePanel(info)
+    panel.log(rec.status(thermal__temp_c=None, thermal__temp_max_c=None, thermal__hottest_c=None,
+                         thermal__band="no reading", thermal__pressure=0), 0)
+    text = text_of(panel)
+    assert "no temperature: OS pressure nominal only (bands off)" in text
+    assert "no sensor" not in text and "normal" not in text.replace("nominal", "")
+
+
 def test_temperature_is_coloured_by_band(info, rec):
     colours = {"normal": "\x1b[32m", "acceptable": "\x1b[33m", "warning": "\x1b[38;5;208m", "critical": "\x1b[1;31m"}
     for band, escape in colours.items():

@@ -51,3 +51,14 @@ def test_header_mentions_a_resume_and_the_step_cap(info):
     stream = io.StringIO()
     PlainLog(replace(info, start_step=20, max_steps=25), stream=stream)
     assert "max 25 steps, resuming at step 20" in stream.getvalue()
+
+
+def test_a_pressure_only_source_is_named_as_such_in_the_epoch_line(info, rec):
+    stream = io.StringIO()
+    log = PlainLog(info, stream=stream)
+    log.log(rec.status(thermal__temp_c=None, thermal__band="no reading", thermal__pressure=1), 10)
+    log.log(rec.epoch(0, 10, val_loss=0.613, auc=0.571), 10)
+    log.close()
+    epoch = stream.getvalue().splitlines()[-1]
+    assert "SoC no temperature, OS pressure moderate only (bands off)" in epoch
+    assert "(no reading)" not in epoch

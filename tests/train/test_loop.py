@@ -96,7 +96,8 @@ class NewSampleEvery:
         self.asked += 1
         if steps_done and steps_done % self.every == 0:
             samples = steps_done // self.every
-            self._status = ThermalStatus(temp_c=60.0 + samples, band="normal", samples=samples)
+            self._status = ThermalStatus(temp_c=60.0 + samples, band="normal", samples=samples,
+                                         pressure=samples % 3)
         return self._status
 
 
@@ -127,6 +128,7 @@ def test_fit_shows_each_new_thermal_sample_at_once_and_logs_the_mean_loss(tmp_pa
     status_temps = [r["thermal/temp_c"] for r in sink.records if r["kind"] == "status"]
     # Each sample is shown at the step after it arrived, between log steps too (5, 8, 10, 15, 16).
     assert sorted(set(status_temps)) == [60.0 + k for k in range(6)]
+    assert {r["thermal/pressure"] for r in sink.records if r["kind"] == "status"} == {None, 0, 1, 2}
     shown_at = {r["thermal/temp_c"]: r["at"] for r in reversed(sink.records) if r["kind"] == "status"}
     assert shown_at[61.0] == 3 and shown_at[62.0] == 6 and shown_at[64.0] == 12
     times = [r["time_s"] for r in sink.records if r["kind"] == "status"]  # the panel's ETA

@@ -3,16 +3,24 @@
 All of it through ``ctypes``, no sudo:
 
 - SMC keys first (macOS 14+): the ``AppleSMCKeysEndpoint`` service, ``IOConnectCallStructMethod``
-  selector 2 with an 80-byte ``KeyData`` struct. ``Tp*``/``Te*`` keys are CPU die sensors,
-  ``Tg*`` GPU; each is a 4-byte little-endian float (type ``flt ``).
+  selector 2 with an 80-byte ``KeyData`` struct. ``Tp*``/``Te*``/``Ts*`` keys are CPU die
+  sensors (``Ts*``: the M5's super cores, as macmon counts them), ``Tg*`` GPU; each is a 4-byte
+  little-endian float (type ``flt ``).
 - IOKit's HID temperature services as the fallback (what btop, macmon and stats use): services
-  matching ``{"PrimaryUsagePage": 0xff00, "PrimaryUsage": 5}``, named by their ``Product``.
+  matching ``{"PrimaryUsagePage": 0xff00, "PrimaryUsage": 5}``, named by their ``Product``. An
+  SMC that answers at start and then gives no die temperature for ``SMC_MISSES_BEFORE_HID``
+  reads in a row is replaced by HID for the rest of the run.
 - The thermal pressure level from libSystem's notify API
   (``com.apple.system.thermalpressurelevel``: 0 nominal .. 4 sleeping).
 
-The deciding value is the average of the CPU die sensors (what macmon calls ``cpu_temp_avg``).
-Readings below 15 C are power-gated clusters, not temperatures, and ``PMU tcal`` is a constant
-calibration value: both are left out before anything else looks at the values.
+The deciding value is the average of the CPU die sensors only (what macmon calls
+``cpu_temp_avg``; ``cpu_die_sensors`` says which): on HID the ``pACC``/``eACC MTR`` sensors
+(M1, M2), and ``PMU tdie*`` only where no ACC MTR sensor is valid (M3 and later), because on
+M1/M2 the ``tdie`` sensors cover the whole SoC and pull the average down under CPU load. A
+sample without a CPU die sensor has no deciding value: GPU, SoC, NAND and battery sensors run
+20-60 C cooler than a loaded die, and an average of them would show a calm "normal" that is not
+the die. Readings below 15 C are power-gated clusters, not temperatures, and ``PMU tcal`` is a
+constant calibration value: both are left out before anything else looks at the values.
 
 The C functions are reached through a ``MacBindings`` object so that tests can replace them.
 """
@@ -21,13 +29,16 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import struct
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fintrain.thermal.reading import Reading, ValueFilter, build_reading
+
+logger = logging.getLogger(__name__)
 
 IOKIT_PATH = "/System/Library/Frameworks/IOKit.framework/IOKit"
 CF_PATH = "/System/Library/Frameworks/CoreFoundation.framework/CoreFoundation"
@@ -47,6 +58,10 @@ SMC_CMD_READ_KEYINFO = 9
 SMC_TYPE_FLT = int.from_bytes(b"flt ", "big")
 
 POWER_GATED_BELOW_C = 15.0
+SMC_CPU_PREFIXES = ("Tp", "Te", "Ts")
+SMC_GPU_PREFIXES = ("Tg",)
+# Reads in a row without a die temperature before a live SMC is given up for HID.
+SMC_MISSES_BEFORE_HID = 3
 
 
 class KeyDataVersion(ctypes.Structure):
@@ -267,10 +282,10 @@ class SMC:
         return struct.unpack("<f", self.read_bytes(key)[:4])[0]
 
     def temperature_keys(self) -> list[str]:
-        """The CPU (``Tp``, ``Te``) and GPU (``Tg``) keys stored as 4-byte floats."""
+        """The CPU (``Tp``, ``Te``, ``Ts``) and GPU (``Tg``) keys stored as 4-byte floats."""
         found = []
         for key in self.keys():
-            if not key.startswith(("Tp", "Te", "Tg")):
+            if not key.startswith(SMC_CPU_PREFIXES + SMC_GPU_PREFIXES):
                 continue
             try:
                 if self.key_info(key) == (4, SMC_TYPE_FLT):
@@ -368,11 +383,29 @@ class PressureLevel:
         self.b.system.notify_cancel(self.token)
 
 
-def is_cpu_die(name: str) -> bool:
-    """Does a sensor measure a CPU die? SMC ``Tp*``/``Te*``; HID ``*ACC MTR Temp*``, ``PMU* tdie*``."""
-    if len(name) == 4 and name.startswith(("Tp", "Te")):
-        return True
-    return "ACC MTR Temp" in name or (name.startswith("PMU") and "tdie" in name)
+def is_smc_cpu_key(name: str) -> bool:
+    """An SMC CPU die key: ``Tp*`` (performance), ``Te*`` (efficiency), ``Ts*`` (M5 super cores)."""
+    return len(name) == 4 and name.startswith(SMC_CPU_PREFIXES)
+
+
+def is_acc_mtr(name: str) -> bool:
+    """A HID CPU cluster sensor of M1/M2: ``pACC MTR Temp Sensor*``, ``eACC MTR Temp Sensor*``."""
+    return "ACC MTR Temp" in name
+
+
+def is_pmu_tdie(name: str) -> bool:
+    """A HID ``PMU tdie*`` sensor (also ``PMU2 tdie*``): the die sensors M3 and later expose."""
+    return name.startswith("PMU") and "tdie" in name
+
+
+def cpu_die_sensors(values: Mapping[str, float]) -> list[str]:
+    """The names, among one sample's valid sensors, that the deciding value averages.
+
+    SMC ``Tp*``/``Te*``/``Ts*`` keys and HID ``ACC MTR`` sensors when any is valid; ``PMU tdie*``
+    only when none is (M3 and later); else nothing: no die sensor, no die temperature.
+    """
+    cores = [name for name in values if is_smc_cpu_key(name) or is_acc_mtr(name)]
+    return cores or [name for name in values if is_pmu_tdie(name)]
 
 
 def _usable(values: dict[str, float]) -> dict[str, float]:
@@ -393,12 +426,13 @@ class MacSensor:
         self._smc_keys: list[str] = []
         self._hid: HIDTemperatures | None = None
         self._pressure: PressureLevel | None = None
+        self._smc_misses = 0
         why = []
         try:
             self._smc = SMC(b)
             self._smc_keys = self._smc.temperature_keys()
-            if not _usable(self._read_smc()):
-                raise MacUnavailable("the SMC has no temperature keys with a value")
+            if not cpu_die_sensors(_usable(self._read_smc())):
+                raise MacUnavailable("the SMC has no CPU die key (Tp*, Te*, Ts*) with a value")
             self.name = "macos smc"
         except MacUnavailable as exc:
             why.append(f"SMC: {exc}")
@@ -423,7 +457,7 @@ class MacSensor:
             raise MacUnavailable("; ".join(why))
         if self._smc is None and self._hid is None:
             self.name = "macos pressure only"
-            self.problem = "no die temperature (" + "; ".join(why) + ")"
+            self.problem = "no die temperature, only the OS's thermal pressure level (" + "; ".join(why) + ")"
 
     @property
     def dropped(self) -> int:
@@ -441,7 +475,13 @@ class MacSensor:
         return values
 
     def read(self) -> Reading | None:
-        """One sample of every die sensor and the pressure level."""
+        """One sample of every temperature sensor and the pressure level.
+
+        ``temp_c`` is the average of ``cpu_die_sensors``; None (and ``problem`` says why) when
+        the sample has no valid CPU die sensor.
+        """
+        if self._smc is not None and self._smc_misses >= SMC_MISSES_BEFORE_HID:
+            self._fall_back_to_hid()
         if self._smc is not None:
             raw = self._read_smc()
         elif self._hid is not None:
@@ -450,15 +490,38 @@ class MacSensor:
             raw = {}
         level = self._pressure.read() if self._pressure is not None else None
         values = _usable(raw)
+        reading = None
         if not values and level is None:
             self.problem = "no sensor answered"
-            return None
-        reading = build_reading(self._clock(), values, self._filter, deciding=is_cpu_die, pressure=level)
-        if reading.has_temperature:
-            self.problem = None
-        elif self._smc is not None or self._hid is not None:
-            self.problem = "; ".join(reading.dropped) or "no die temperature this time"
+        else:
+            reading = build_reading(self._clock(), values, self._filter, choose=cpu_die_sensors, pressure=level)
+            if reading.has_temperature:
+                self.problem = None
+            elif self._smc is not None or self._hid is not None:
+                self.problem = "; ".join(reading.dropped) or _no_die_sensor(reading.sensors)
+        if self._smc is not None:
+            answered = reading is not None and reading.has_temperature
+            self._smc_misses = 0 if answered else self._smc_misses + 1
         return reading
+
+    def _fall_back_to_hid(self) -> None:
+        """The SMC stopped giving a die temperature: read HID instead, if HID has one."""
+        assert self._smc is not None
+        misses, self._smc_misses = self._smc_misses, 0
+        try:
+            hid = HIDTemperatures(self.b)
+        except MacUnavailable as exc:
+            logger.info("the SMC gave no die temperature %d times in a row; HID: %s", misses, exc)
+            return
+        if not cpu_die_sensors(_usable(hid.read())):
+            hid.close()
+            logger.info("the SMC gave no die temperature %d times in a row; HID has none either", misses)
+            return
+        logger.warning("the SMC gave no die temperature %d times in a row; reading the IOHID "
+                       "temperature sensors instead", misses)
+        self._smc.close()
+        self._smc, self._smc_keys, self._hid = None, [], hid
+        self.name = "macos hid"
 
     def close(self) -> None:
         """Release the SMC connection, the HID matching dictionary and the notify token."""
@@ -466,6 +529,15 @@ class MacSensor:
             if part is not None:
                 part.close()
         self._smc = self._hid = self._pressure = None
+
+
+def _no_die_sensor(sensors: Mapping[str, float]) -> str:
+    """The problem of a sample whose valid sensors include no CPU die sensor."""
+    if not sensors:
+        return "no die temperature: no sensor gave a valid value"
+    names = sorted(sensors)
+    shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    return f"no die temperature: none of the {len(names)} valid sensors is a CPU die sensor ({shown})"
 
 
 def open_macos(clock: Callable[[], float] = time.monotonic) -> MacSensor:

@@ -21,6 +21,13 @@ from fintrain.thermal.sensor import Sensor
 
 logger = logging.getLogger(__name__)
 
+# What a source with the OS's pressure level but no temperature protects against, said plainly.
+PRESSURE_ONLY_WARNING = (
+    "no temperature reading (%s); only the OS's thermal pressure level is watched: the "
+    "temperature bands (acceptable_c, warning_c, critical_c) do not apply, training pauses only "
+    "at pressure heavy and stops at trapping"
+)
+
 
 @dataclass(frozen=True)
 class ThermalStatus:
@@ -73,6 +80,16 @@ class ThermalStatus:
         """True when the latest sample carried a temperature or a pressure level."""
         return self.temp_c is not None or self.pressure is not None
 
+    @property
+    def has_temperature(self) -> bool:
+        """True when the latest sample carried a deciding temperature (the bands apply)."""
+        return self.temp_c is not None
+
+    @property
+    def pressure_only(self) -> bool:
+        """True when the latest sample had the OS's pressure level but no temperature."""
+        return self.temp_c is None and self.pressure is not None
+
     def describe(self) -> str:
         """One short line for a panel: 'paused 42 s, 91 C, falling' or '64 C normal, steady'."""
         temp = "no reading" if self.temp_c is None else f"{self.smoothed_c or self.temp_c:.0f} C"
@@ -81,6 +98,8 @@ class ThermalStatus:
             return f"paused {self.paused_s:.0f} s, {temp}, {self.trend}{extra}"
         if self.action == "stop":
             return f"stopped: {self.reason.removeprefix('stopped: ')}"
+        if self.pressure_only:
+            return f"no temperature, pressure {pressure_name(self.pressure)} only (bands off)"
         if self.temp_c is None:
             return f"{temp}{extra}"
         return f"{temp} {self.band}, {self.trend}{extra}"
@@ -158,8 +177,11 @@ class ThermalMonitor:
         has_temp = reading is not None and reading.temp_c is not None
         if not has_temp and not self._warned_no_reading:
             self._warned_no_reading = True
-            logger.warning("no temperature reading (%s); no thermal protection until a reading "
-                           "comes back", problem)
+            if reading is not None and reading.pressure is not None:
+                logger.warning(PRESSURE_ONLY_WARNING, problem)
+            else:
+                logger.warning("no temperature reading (%s); no thermal protection until a reading "
+                               "comes back", problem)
         elif has_temp and self._warned_no_reading:
             self._warned_no_reading = False
             logger.warning("temperature readings are back: %.1f C", reading.temp_c)
@@ -194,14 +216,17 @@ class ThermalMonitor:
         """Take a first sample now, then keep sampling on a daemon thread.
 
         Raises:
-            ThermalError: ``require_sensor`` is set and the first sample has no reading.
+            ThermalError: ``require_sensor`` is set and the first sample has no temperature (a
+                pressure level alone does not count: the bands would never apply).
         """
         if self._thread is not None:
             return self
         status = self.sample_once()
-        if self.cfg.require_sensor and not status.has_reading:
+        if self.cfg.require_sensor and not status.has_temperature:
             self.close_sensor()
             why = status.reason if self.sensor is not None else "the thermal source is none"
+            if status.pressure_only:
+                why = f"only the OS's thermal pressure level, {why}"
             raise ThermalError(
                 f"thermal.require_sensor is set but there is no temperature reading ({why}); "
                 "pick a source with --thermal-source, or unset require_sensor"

@@ -128,6 +128,7 @@ def build_reading(
     value_filter: ValueFilter,
     *,
     deciding: Callable[[str], bool] | None = None,
+    choose: Callable[[Mapping[str, float]], Iterable[str]] | None = None,
     combine: Callable[[Iterable[float]], float] = mean,
     pressure: int | None = None,
 ) -> Reading:
@@ -139,14 +140,23 @@ def build_reading(
         value_filter: the source's filter (it remembers values to spot stuck sensors).
         deciding: which sensor names the deciding value uses; all of them when None, or when
             none of the valid sensors matches (a partial reading beats no reading).
+        choose: instead of ``deciding``, the names of the valid sensors the deciding value uses,
+            picked from all of them at once (a preference between sensor families). Strict:
+            when it picks none, the reading has no deciding value (``temp_c`` None), because
+            an average of other sensors would not mean what the thresholds mean.
         combine: how the deciding sensors become one value (the mean by default).
         pressure: the OS's thermal pressure level, if the source has one.
     """
+    if deciding is not None and choose is not None:
+        raise ValueError("give build_reading either deciding or choose, not both")
     kept, dropped = value_filter.clean(t_s, values)
     temp_c = hottest_c = hottest_name = None
     if kept:
-        chosen = [v for k, v in kept.items() if deciding is None or deciding(k)] or list(kept.values())
-        temp_c = float(combine(chosen))
+        if choose is not None:
+            chosen = [kept[name] for name in choose(kept)]
+        else:
+            chosen = [v for k, v in kept.items() if deciding is None or deciding(k)] or list(kept.values())
+        temp_c = float(combine(chosen)) if chosen else None
         hottest_name = max(kept, key=kept.__getitem__)
         hottest_c = kept[hottest_name]
     return Reading(

@@ -33,6 +33,7 @@ from fintrain.display import (
     val_metrics,
 )
 from fintrain.records import EpochRecord, EventRecord, FinalRecord, Record, StatusRecord, TrainRecord
+from fintrain.thermal.reading import pressure_name
 from fintrain.tracking.sink import RunInfo
 
 log = logging.getLogger(__name__)
@@ -359,6 +360,10 @@ class LivePanel:
         temp_c = status.get("thermal/temp_c")
         if band == "off":
             return Text("monitor off", style="dim")
+        if temp_c is None and status.get("thermal/pressure") is not None:
+            # A pressure-only source: say that the bands are off, not just that a number is missing.
+            level = pressure_name(status["thermal/pressure"])
+            return Text(f"no temperature: OS pressure {level} only (bands off)", style="magenta")
         if temp_c is None:
             return Text("no sensor", style="dim")
         style = BAND_STYLES.get(str(band), "")

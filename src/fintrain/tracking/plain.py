@@ -18,6 +18,7 @@ from fintrain.display import (
     val_metrics,
 )
 from fintrain.records import EpochRecord, EventRecord, FinalRecord, Record, StatusRecord, TrainRecord
+from fintrain.thermal.reading import pressure_name
 from fintrain.tracking.sink import RunInfo
 
 # Control characters (escape sequences included) that a message might carry into a log file.
@@ -96,6 +97,9 @@ class PlainLog:
             temp = self._status.get("thermal/temp_c")
             if temp is not None:
                 parts.append(f"SoC {temperature_text(temp)} ({self._status.get('thermal/band', '?')})")
+            elif self._status.get("thermal/pressure") is not None:
+                level = pressure_name(self._status["thermal/pressure"])
+                parts.append(f"SoC no temperature, OS pressure {level} only (bands off)")
             if self._status.get("memory_bytes") is not None:
                 parts.append(f"memory {format_bytes(self._status['memory_bytes'])}")
         if record.get("time_s") is not None:
