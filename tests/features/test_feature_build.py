@@ -15,11 +15,11 @@ from fintrain.features import (
     TIERS,
     build_features,
     feature_names,
+    get_tier,
     tier_hash,
     tier_warmup,
     tiers,
 )
-from fintrain.features.build import needs_over
 
 SHARED_SPY = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "SPY_daily_1993-2021.csv"
 
@@ -119,10 +119,24 @@ def test_many_tickers_in_one_frame_equal_separate_builds(make_ohlcv) -> None:
         assert_frame_equal(mine, alone, check_exact=False, rel_tol=1e-12, abs_tol=1e-12)
 
 
-def test_only_recursive_expressions_run_per_ticker() -> None:
-    assert needs_over(pl.col("close").ewm_mean(span=3))
-    assert needs_over(pl.col("close").cum_sum().rolling_mean(3))
-    assert not needs_over(pl.col("close").rolling_mean(3) / pl.col("close").shift(1))
+# Names of Polars' recursive operations in a serialised expression. The build does not search
+# for them (Polars does not keep the serialised form stable across versions); this test checks
+# with them that the tiers' explicit ``recursive`` flags are right under the installed Polars.
+_RECURSIVE_OPS = ('"EwmMean"', '"EwmStd"', '"EwmVar"', '"CumSum"', '"CumProd"', '"CumMin"', '"CumMax"')
+
+
+def _carries_state(expr: pl.Expr) -> bool:
+    text = expr.meta.serialize(format="json")
+    return any(op in text for op in _RECURSIVE_OPS)
+
+
+@pytest.mark.parametrize("tier", sorted(TIERS))
+def test_recursive_flags_mark_exactly_the_expressions_that_carry_state(tier: str) -> None:
+    assert _carries_state(pl.col("close").ewm_mean(span=3)) and not _carries_state(pl.col("close").rolling_mean(3))
+    for feature in get_tier(tier):
+        assert feature.recursive == _carries_state(feature.expr), feature.name
+        for helper in feature.helpers:
+            assert helper.recursive == _carries_state(helper.expr), f"{feature.name}: {helper.name}"
 
 
 def test_unsorted_rows_are_refused(synthetic: pl.DataFrame) -> None:

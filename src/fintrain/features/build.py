@@ -3,9 +3,9 @@
 The features' shared helper columns go first (a ``with_columns`` per dependency level), then the
 daily features in one ``with_columns``; weekly ones are computed on one weekly aggregation and
 joined back with ``join_asof`` so that each day sees the last *completed* week only. The frame
-is collected once. A frame with a ``ticker`` column is built per ticker: recursive expressions
-run ``.over("ticker")`` and every other one has a look-back shorter than the warm-up that is
-dropped from each ticker, so no value depends on another ticker's rows.
+is collected once. A frame with a ``ticker`` column is built per ticker: the expressions the
+tiers mark ``recursive`` run ``.over("ticker")``, and every other one has a look-back shorter
+than the warm-up that is dropped from each ticker, so no value depends on another ticker's rows.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import datetime as dt
 import polars as pl
 
 from fintrain.errors import FeatureError
-from fintrain.features.tiers import Feature, get_tier, tier_warmup
+from fintrain.features.tiers import Feature, Helper, get_tier, tier_warmup
 
 OHLCV = ("open", "high", "low", "close", "volume")
 TICKER = "ticker"
@@ -23,53 +23,47 @@ TICKER = "ticker"
 TICKERS_PER_QUERY = 100
 
 
-# Recursive operations carry state from row to row, so over a frame of several tickers they must
-# restart at each ticker. Every other operation has a finite look-back, shorter than the tier's
-# warm-up, so rows that could reach into the previous ticker are dropped with the warm-up: only
-# the recursive ones pay for `.over`, which costs about three plain evaluations.
-_RECURSIVE = ('"EwmMean"', '"EwmStd"', '"EwmVar"', '"CumSum"', '"CumProd"', '"CumMin"', '"CumMax"')
+def _per_ticker(expr: pl.Expr, recursive: bool, by: str | None) -> pl.Expr:
+    """``expr``, restarted at each ticker when it carries state from row to row.
+
+    Recursive expressions (``Feature.recursive``, ``Helper.recursive``: an EWM, a cumulative
+    sum) must restart at each ticker of a multi-ticker frame. Every other one has a finite
+    look-back, shorter than the tier's warm-up, so rows that could reach into the previous
+    ticker are dropped with the warm-up: only the recursive ones pay for ``.over``, which costs
+    about three plain evaluations.
+    """
+    return expr.over(by) if by and recursive else expr
 
 
-def needs_over(expr: pl.Expr) -> bool:
-    """Whether an expression carries state across rows (an EWM or a cumulative operation)."""
-    text = expr.meta.serialize(format="json")
-    return any(op in text for op in _RECURSIVE)
-
-
-def _per_ticker(expr: pl.Expr, by: str | None) -> pl.Expr:
-    return expr.over(by) if by and needs_over(expr) else expr
-
-
-def helper_stages(features: tuple[Feature, ...] | list[Feature]) -> list[list[pl.Expr]]:
+def helper_stages(features: tuple[Feature, ...] | list[Feature]) -> list[list[Helper]]:
     """The features' helper columns, each once, in dependency order (one list per stage)."""
-    helpers: dict[str, pl.Expr] = {}
+    helpers: dict[str, Helper] = {}
     for feature in features:
         for helper in feature.helpers:
-            name = helper.meta.output_name()
-            known = helpers.setdefault(name, helper)
-            if not known.meta.eq(helper):
-                raise ValueError(f"helper column {name} is defined twice, differently")
+            known = helpers.setdefault(helper.name, helper)
+            if not known.expr.meta.eq(helper.expr) or known.recursive != helper.recursive:
+                raise ValueError(f"helper column {helper.name} is defined twice, differently")
     stage: dict[str, int] = {}
 
     def depth(name: str) -> int:
         if name not in stage:
-            deps = [d for d in helpers[name].meta.root_names() if d in helpers and d != name]
+            deps = [d for d in helpers[name].expr.meta.root_names() if d in helpers and d != name]
             stage[name] = 1 + max((depth(d) for d in deps), default=-1)
         return stage[name]
 
-    stages: list[list[pl.Expr]] = []
-    for name, expr in helpers.items():
+    stages: list[list[Helper]] = []
+    for name, helper in helpers.items():
         level = depth(name)
         while len(stages) <= level:
             stages.append([])
-        stages[level].append(expr)
+        stages[level].append(helper)
     return stages
 
 
 def _with_features(lf: pl.LazyFrame, features: list[Feature], by: str | None) -> pl.LazyFrame:
     for stage in helper_stages(features):
-        lf = lf.with_columns(_per_ticker(e, by) for e in stage)
-    return lf.with_columns(_per_ticker(f.expr, by) for f in features)
+        lf = lf.with_columns(_per_ticker(h.expr, h.recursive, by) for h in stage)
+    return lf.with_columns(_per_ticker(f.expr, f.recursive, by) for f in features)
 
 
 def _weekly_bars(lf: pl.LazyFrame, by: str | None) -> pl.LazyFrame:

@@ -30,6 +30,24 @@ ANNUAL_DAYS = 252
 
 
 @dataclass(frozen=True)
+class Helper:
+    """A named intermediate column (``_``-prefixed) that features read.
+
+    ``recursive`` says the expression carries state from row to row (an EWM, a cumulative
+    sum): over a frame of several tickers it must restart at each ticker (``.over``). Every other
+    expression looks back a finite number of rows, fewer than the tier's warm-up.
+    """
+
+    expr: pl.Expr
+    recursive: bool = False
+
+    @property
+    def name(self) -> str:
+        """The column name."""
+        return self.expr.meta.output_name()
+
+
+@dataclass(frozen=True)
 class Feature:
     """One feature: a named expression, what it computes, and its warm-up in rows.
 
@@ -38,14 +56,16 @@ class Feature:
     ``helpers`` are named intermediate columns (``_``-prefixed) the expression reads; the
     builder computes each once per tier, before the features, and drops them at the end. They
     exist because Polars would otherwise evaluate a shared sub-expression (an RSI inside a
-    StochRSI, a true range inside ATR and ADX) once per use.
+    StochRSI, a true range inside ATR and ADX) once per use. ``recursive`` marks an expression
+    that carries state from row to row, as :class:`Helper`'s does.
     """
 
     expr: pl.Expr
     formula: str
     warmup: int
     weekly: bool = False
-    helpers: tuple[pl.Expr, ...] = ()
+    helpers: tuple[Helper, ...] = ()
+    recursive: bool = False
 
     @property
     def name(self) -> str:
@@ -57,9 +77,24 @@ def _weekly_rows(weeks: int) -> int:
     return (weeks + 1) * DAYS_PER_WEEK
 
 
-def _h(name: str, expr: pl.Expr) -> pl.Expr:
+def _h(name: str, expr: pl.Expr, recursive: bool = False) -> Helper:
     """A helper column's definition, named ``_name``."""
-    return expr.alias(f"_{name}")
+    return Helper(expr.alias(f"_{name}"), recursive)
+
+
+def _rsi_helpers(n: int) -> tuple[Helper, ...]:
+    """Wilder's smoothed gain and loss (recursive) and the RSI of them."""
+    gain, loss, rsi = ind.rsi_columns(n)
+    return Helper(gain, recursive=True), Helper(loss, recursive=True), Helper(rsi)
+
+
+def _atr_helper(n: int) -> Helper:
+    return Helper(ind.atr_column(n), recursive=True)
+
+
+def _adx_helpers(n: int) -> tuple[Helper, ...]:
+    """+DI, -DI and ADX: each a Wilder smoothing."""
+    return tuple(Helper(e, recursive=True) for e in ind.adx_columns(n))
 
 
 def _c(name: str) -> pl.Expr:
@@ -73,11 +108,11 @@ def _ratio_to_close(level: pl.Expr) -> pl.Expr:
 
 # Rolling statistics that several features share; each is computed once as a helper column
 # (Polars does not eliminate repeated rolling sub-expressions by itself).
-def _sma(n: int) -> pl.Expr:
+def _sma(n: int) -> Helper:
     return _h(f"sma_{n}", close.rolling_mean(n))
 
 
-def _sd0(n: int) -> pl.Expr:
+def _sd0(n: int) -> Helper:
     return _h(f"sd0_{n}", close.rolling_std(n, ddof=0))
 
 
@@ -86,22 +121,22 @@ _RET1 = _h("ret_1", ind.log_return(1))
 _ret1 = _c("ret_1")
 
 
-def _ret_std(n: int) -> pl.Expr:
+def _ret_std(n: int) -> Helper:
     return _h(f"ret_1_std_{n}", _ret1.rolling_std(n))
 
 
-def _ret_mean(n: int) -> pl.Expr:
+def _ret_mean(n: int) -> Helper:
     return _h(f"ret_1_mean_{n}", _ret1.rolling_mean(n))
 
 
-def _stoch_of(src: str, n: int) -> tuple[pl.Expr, tuple[pl.Expr, ...]]:
+def _stoch_of(src: str, n: int) -> tuple[pl.Expr, tuple[Helper, ...]]:
     """Where helper ``_src`` sits in its n-row range (0..1, 0.5 when flat), and the helpers."""
     x, lo, hi = _c(src), _c(f"{src}_lo_{n}"), _c(f"{src}_hi_{n}")
     helpers = (_h(f"{src}_lo_{n}", x.rolling_min(n)), _h(f"{src}_hi_{n}", x.rolling_max(n)))
     return ind.safe_div(x - lo, hi - lo, 0.5), helpers
 
 
-def _zscore_of(src: str, n: int) -> tuple[pl.Expr, tuple[pl.Expr, ...]]:
+def _zscore_of(src: str, n: int) -> tuple[pl.Expr, tuple[Helper, ...]]:
     """(x - mean_n) / std_n of helper ``_src`` (0 where it was constant), and the helpers."""
     x, mean, sd = _c(src), _c(f"{src}_mean_{n}"), _c(f"{src}_std_{n}")
     helpers = (_h(f"{src}_mean_{n}", x.rolling_mean(n)), _h(f"{src}_std_{n}", x.rolling_std(n)))
@@ -123,8 +158,8 @@ def sma_ratio(n: int) -> Feature:
 
 def dema_ratio(n: int) -> Feature:
     """close / DEMA(n) - 1."""
-    ema_n = _h(f"ema_{n}", ind.ema(close, n))
-    dema_n = _h(f"dema_{n}", 2 * _c(f"ema_{n}") - ind.ema(_c(f"ema_{n}"), n))
+    ema_n = _h(f"ema_{n}", ind.ema(close, n), recursive=True)
+    dema_n = _h(f"dema_{n}", 2 * _c(f"ema_{n}") - ind.ema(_c(f"ema_{n}"), n), recursive=True)
     return Feature(
         _ratio_to_close(_c(f"dema_{n}")).alias(f"dema_ratio_{n}"),
         f"close / DEMA({n}) - 1, DEMA = 2 EMA({n}) - EMA(EMA({n}))",
@@ -139,7 +174,7 @@ def rsi_feature(n: int) -> Feature:
         _c(f"rsi_{n}").alias(f"rsi_{n}"),
         f"Wilder RSI({n}) of close, 0..100",
         1 + ind.ewm_warmup(1.0 / n),
-        helpers=ind.rsi_columns(n),
+        helpers=_rsi_helpers(n),
     )
 
 
@@ -150,7 +185,7 @@ def stoch_rsi_feature(n: int) -> Feature:
         expr.alias(f"stoch_rsi_{n}"),
         f"position of RSI({n}) in its {n}-day range, 0..1",
         1 + ind.ewm_warmup(1.0 / n) + n - 1,
-        helpers=(*ind.rsi_columns(n), *helpers),
+        helpers=(*_rsi_helpers(n), *helpers),
     )
 
 
@@ -161,7 +196,7 @@ def weekly_rsi_feature(n: int) -> Feature:
         f"Wilder RSI({n}) of weekly closes (last completed week), 0..100",
         _weekly_rows(1 + ind.ewm_warmup(1.0 / n)),
         weekly=True,
-        helpers=ind.rsi_columns(n),
+        helpers=_rsi_helpers(n),
     )
 
 
@@ -173,11 +208,11 @@ def weekly_stoch_rsi_feature(n: int) -> Feature:
         f"position of weekly RSI({n}) in its {n}-week range (last completed week), 0..1",
         _weekly_rows(1 + ind.ewm_warmup(1.0 / n) + n - 1),
         weekly=True,
-        helpers=(*ind.rsi_columns(n), *helpers),
+        helpers=(*_rsi_helpers(n), *helpers),
     )
 
 
-_MACD = _h("macd", ind.macd_line(12, 26))
+_MACD = _h("macd", ind.macd_line(12, 26), recursive=True)
 
 
 def macd_feature() -> Feature:
@@ -203,8 +238,8 @@ def obv_feature(n: int = 20) -> Feature:
 
 def ad_oscillator_feature() -> Feature:
     """Chaikin A/D oscillator over mean volume."""
-    line = _h("ad_line", ind.money_flow_volume().cum_sum())
-    osc = _h("ad_osc", ind.ema(_c("ad_line"), 3) - ind.ema(_c("ad_line"), 10))
+    line = _h("ad_line", ind.money_flow_volume().cum_sum(), recursive=True)
+    osc = _h("ad_osc", ind.ema(_c("ad_line"), 3) - ind.ema(_c("ad_line"), 10), recursive=True)
     return Feature(
         ind.safe_div(_c("ad_osc"), _c("vol_mean_20"), 0.0).alias("ad_osc_rel"),
         "Chaikin oscillator (EMA(3) - EMA(10) of the A/D line) / mean volume(20)",
@@ -219,7 +254,7 @@ def atr_feature(n: int = 14) -> Feature:
         (_c(f"atr_{n}") / close).alias(f"atr_rel_{n}"),
         f"Wilder ATR({n}) / close",
         1 + ind.ewm_warmup(1.0 / n),
-        helpers=(ind.atr_column(n),),
+        helpers=(_atr_helper(n),),
     )
 
 
@@ -229,7 +264,7 @@ def adx_feature(n: int = 14) -> Feature:
         _c(f"adx_{n}").alias(f"adx_{n}"),
         f"Wilder ADX({n}), trend strength 0..100",
         1 + 2 * ind.ewm_warmup(1.0 / n),
-        helpers=(ind.atr_column(n), *ind.adx_columns(n)),
+        helpers=(_atr_helper(n), *_adx_helpers(n)),
     )
 
 
@@ -345,9 +380,9 @@ def rolling_ratio_feature(n: int, downside: bool) -> Feature:
 
 
 def _simple(
-    name: str, expr: pl.Expr, formula: str, warmup: int, helpers: tuple[pl.Expr, ...] = ()
+    name: str, expr: pl.Expr, formula: str, warmup: int, helpers: tuple[Helper, ...] = (), recursive: bool = False
 ) -> Feature:
-    return Feature(expr.alias(name), formula, warmup, helpers=helpers)
+    return Feature(expr.alias(name), formula, warmup, helpers=helpers, recursive=recursive)
 
 
 def _dow(fn: str) -> pl.Expr:
@@ -444,6 +479,7 @@ A50_EXTRA: tuple[Feature, ...] = (
         "(MACD - EMA(9) of MACD) / close, MACD = EMA(12) - EMA(26)",
         ind.ewm_warmup(ind.span_alpha(26)) + ind.ewm_warmup(ind.span_alpha(9)),
         (_MACD,),
+        recursive=True,  # the EMA(9) of the MACD line
     ),
     _simple("dow_sin", _dow("sin"), "sin(2 pi (weekday - 1) / 7), Monday = 0", 0),
     _simple("dow_cos", _dow("cos"), "cos(2 pi (weekday - 1) / 7), Monday = 0", 0),
@@ -518,7 +554,7 @@ def tier_hash(tier: str) -> str:
                 f.weekly,
                 f.warmup,
                 f.expr.meta.serialize(format="json"),
-                [h.meta.serialize(format="json") for h in f.helpers],
+                [h.expr.meta.serialize(format="json") for h in f.helpers],
             ]
             for f in get_tier(tier)
         ],
