@@ -68,3 +68,18 @@ def test_cli_version_and_help(cli):
 def test_debug_shows_traceback(cli):
     with pytest.raises(Exception, match="the sample source has no ZZZ"):
         cli("--debug", "data", "fetch", "ZZZ", "--source", "sample")
+
+
+def test_eval_section_defaults_and_select_on_per_task():
+    cfg = load_config(environ={})
+    assert (cfg.eval.select_on, cfg.eval.bootstrap, cfg.eval.ci, cfg.eval.cost_bps) == ("auto", 1000, 0.95, 5.0)
+    assert cfg.block_days == 20  # max(horizon 1, 20)
+    assert load_config(overrides={"target": {"horizon": 30}}, environ={}).block_days == 30
+    assert load_config(overrides={"eval": {"block_days": 5}}, environ={}).block_days == 5
+    assert load_config(overrides={"eval": {"select_on": "log_loss"}}, environ={}).eval.select_on == "log_loss"
+    with pytest.raises(ConfigError, match=r"eval\.select_on='auc' is not a validation measure of target\.task=return"):
+        load_config(overrides={"target": {"task": "return"}, "eval": {"select_on": "auc"}}, environ={})
+    with pytest.raises(ConfigError, match=r"eval\.bootstrap"):
+        load_config(overrides={"eval": {"bootstrap": 10}}, environ={})
+    with pytest.raises(ConfigError, match=r"eval\.seed: unknown field"):
+        load_config(overrides={"eval": {"seed": 1}}, environ={})

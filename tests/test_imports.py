@@ -20,7 +20,7 @@ SRC = Path(fintrain.__file__).parent
 LAYERS = [
     {"errors", "config", "storage", "display", "records", "__init__"},
     {"device"},
-    {"data", "features", "dataset", "model", "thermal", "tracking"},
+    {"data", "features", "dataset", "model", "thermal", "tracking", "evaluate"},
     {"train"},
     {"probe", "experiments"},
     {"cli", "__main__"},

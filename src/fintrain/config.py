@@ -25,6 +25,12 @@ RESERVED_ENV = {"DATA_DIR", "RUNS_DIR", "DEBUG", "CACHE_DIR"}
 # What a resumed run (`fintrain train --resume`, a sweep's later call) may change: where and how
 # long it trains, never what it learns from.
 RESUMABLE_FIELDS = ("thermal.source", "train.device", "train.max_steps", "train.epochs", "train.checkpoint_every")
+# Validation metrics a run can be selected on (eval.select_on), by kind of task. pos_rate is a
+# metric but says nothing about quality, so nothing is selected on it.
+SELECTABLE_METRICS = {
+    "classification": ("auc", "accuracy", "brier", "log_loss"),
+    "regression": ("mse", "mae", "dir_acc"),
+}
 
 
 class Section(BaseModel):
@@ -223,6 +229,25 @@ class TrainConfig(Section):
         return v
 
 
+class EvalConfig(Section):
+    """How a run is selected and judged: the selection metric, bootstrap intervals, trading costs."""
+
+    select_on: str = Field(
+        "auto", min_length=1, description="Validation measure that picks the best epoch (early stopping "
+        "and best.pt): auto (the task's primary metric: auc for threshold and direction, mse for "
+        "return), loss, or a metric name (auc, accuracy, brier, log_loss; mse, mae, dir_acc).",
+    )
+    bootstrap: int = Field(
+        1000, ge=100, le=100_000, description="Moving-block bootstrap resamples of the test dates "
+        "(drawn from train.seed)."
+    )
+    block_days: int | None = Field(
+        None, ge=1, le=2520, description="Bootstrap block length in dates; default max(target.horizon, 20)."
+    )
+    ci: float = Field(0.95, gt=0.5, lt=1, description="Coverage of the percentile intervals.")
+    cost_bps: float = Field(5.0, ge=0, le=1000, description="Trading cost in basis points per unit of turnover.")
+
+
 class ThermalConfig(Section):
     """Temperature source and the pause/resume/stop policy (degrees C, seconds)."""
 
@@ -310,8 +335,25 @@ class RunConfig(Section):
     split: SplitConfig = SplitConfig()
     model: ModelChoice = ModelChoice()
     train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
     thermal: ThermalConfig = ThermalConfig()
     probe: ProbeConfig = ProbeConfig()
+
+    @model_validator(mode="after")
+    def _select_on_fits_task(self) -> RunConfig:
+        kind = "classification" if self.target.task in ("threshold", "direction") else "regression"
+        allowed = ("auto", "loss", *SELECTABLE_METRICS[kind])
+        if self.eval.select_on not in allowed:
+            raise ValueError(
+                f"eval.select_on={self.eval.select_on!r} is not a validation measure of "
+                f"target.task={self.target.task}; choose one of {', '.join(allowed)}"
+            )
+        return self
+
+    @property
+    def block_days(self) -> int:
+        """The bootstrap block length: eval.block_days, else max(target.horizon, 20)."""
+        return self.eval.block_days or max(self.target.horizon, 20)
 
 
 def read_universe(path: Path) -> str:

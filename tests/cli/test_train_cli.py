@@ -62,7 +62,7 @@ def test_run_folder_files_and_schemas(cli, tiny_config):
     summary = json.loads((run / "summary.json").read_text())
     assert isinstance(summary["params"], int) and summary["params"] > 0
     assert set(summary["test"]) == {"loss", "auc", "accuracy", "brier", "log_loss", "pos_rate"}
-    assert set(summary["baselines"]) == {"base_rate", "always_up", "logistic"}
+    assert set(summary["baselines"]) == {"base_rate", "always_up", "logistic", "gbdt"}
     for metrics in summary["baselines"].values():
         assert set(metrics) == {"auc", "accuracy", "brier", "log_loss", "pos_rate"}
     assert summary["device"].startswith("cpu") and summary["steps"] > 0

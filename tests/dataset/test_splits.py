@@ -239,3 +239,16 @@ def test_label_statistics_of_device_windows_are_copied_to_the_host_before_float6
     assert rate == pytest.approx(host.train.positive_rate) and 0 < rate
     assert stats == pytest.approx(host.test.label_stats())
     assert summary == host.summary()
+
+
+def test_each_window_carries_the_return_from_close_t_to_close_t_plus_1(make_frame) -> None:
+    # Two tickers given out of order: B's frame comes first, the dataset sorts A first.
+    a = make_frame(300, seed=1).with_columns(ticker=pl.lit("A"))
+    b = make_frame(250, seed=2).with_columns(ticker=pl.lit("B"))
+    ds = build(pl.concat([b, a]), TargetConfig(task="direction", horizon=3))
+    for part in (ds.train, ds.val, ds.test):
+        for ticker, source in (("A", a), ("B", b)):
+            mine = part.tickers.to_numpy() == ticker
+            close = source["close"].to_numpy()
+            rows = source["date"].search_sorted(part.dates.filter(pl.Series(mine)))
+            np.testing.assert_allclose(part.next_returns[mine], close[rows + 1] / close[rows] - 1)

@@ -43,7 +43,7 @@ def report(
     runs: Annotated[Optional[list[str]], typer.Argument(help="Run names (in --runs-dir) or run folders.", show_default=False)] = None,
     sweep: Annotated[Optional[str], typer.Option(help="Report every cell of this sweep (runs/<NAME>-<budget>-seed<k>).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder for the PNGs, report.md and report.json (default: <runs-dir>/reports/<sweep or time>).")] = None,
-    no_plots: Annotated[bool, typer.Option("--no-plots", help="Write the table and report files only (no matplotlib needed).")] = False,
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="Write the table and report files only (no plots drawn).")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
 ) -> None:
     """Compare finished runs by budget: a table, the answers in words, and PNG plots.
@@ -51,7 +51,7 @@ def report(
     Each budget's test metric with its 95% interval over seeds, against the strongest baseline
     and against the next smaller budget; plots of the test metric against parameters, the loss
     curves, and the temperature over time. The statistics are Student-t intervals over seeds (not a bootstrap over test windows).
-    Plots need matplotlib: pip install 'fintrain\\[report]'.
+    Plots are drawn with matplotlib (installed with fintrain).
 
     Example: fintrain report --sweep demo
     """

@@ -21,7 +21,7 @@ import torch
 
 from fintrain.config import SplitConfig, TargetConfig
 from fintrain.dataset.scaling import Scaler
-from fintrain.dataset.targets import TARGET, TICKER, is_classification, target_expr
+from fintrain.dataset.targets import NEXT_RETURN, TARGET, TICKER, is_classification, next_return_expr, target_expr
 from fintrain.dataset.windows import WindowSet
 from fintrain.errors import ConfigError, DataError
 
@@ -162,7 +162,7 @@ def _sample_masks(frame: pl.DataFrame, target: TargetConfig, split: SplitConfig)
     pos = per(pl.int_range(pl.len())).alias("_pos")
     masks = (
         frame.lazy()
-        .select(date, *([pl.col(by)] if by else []), target_expr(target, by), region, pos)
+        .select(date, *([pl.col(by)] if by else []), target_expr(target, by), next_return_expr(by), region, pos)
         # The last row of each row's own region (within its ticker).
         .with_columns(pl.col("_pos").max().over([*keys, "_region"]).alias("_region_last"))
         .with_columns(
@@ -222,6 +222,7 @@ def build_dataset(
     labels_np = masks[TARGET].fill_null(0.0).to_numpy().astype(np.float32)
     labels = torch.from_numpy(labels_np).to(device)  # (T,)
 
+    next_returns = masks[NEXT_RETURN].fill_null(float("nan")).to_numpy().astype(np.float64)
     sample = masks["sample"].to_numpy()
     region = masks["_region"].to_numpy()
     sets: dict[str, WindowSet] = {}
@@ -242,6 +243,7 @@ def build_dataset(
             split.context_len,
             dates=frame["date"].gather(ends_np),
             tickers=frame[by].gather(ends_np) if by else None,
+            next_returns=next_returns[ends_np],
         )
     return Splits(
         train=sets["train"],

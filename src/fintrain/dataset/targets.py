@@ -8,6 +8,7 @@ from fintrain.config import TargetConfig
 
 TARGET = "target"
 TICKER = "ticker"
+NEXT_RETURN = "next_return"
 
 
 def target_expr(target: TargetConfig, by: str | None = None) -> pl.Expr:
@@ -36,3 +37,10 @@ def target_expr(target: TargetConfig, by: str | None = None) -> pl.Expr:
 def is_classification(target: TargetConfig) -> bool:
     """Whether the task's labels are 0/1 (threshold, direction) rather than a real number."""
     return target.task in ("threshold", "direction")
+
+
+def next_return_expr(by: str | None = None) -> pl.Expr:
+    """The simple return from close t to close t+1 (what a position held at close t earns), as
+    ``next_return``; null on a series' last row. Never a model input: the trading view's."""
+    ret = pl.col("close").shift(-1) / pl.col("close") - 1.0
+    return (ret.over(by) if by else ret).alias(NEXT_RETURN)

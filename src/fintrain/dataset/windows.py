@@ -31,6 +31,8 @@ class WindowSet:
         context_len: L, rows per window.
         dates: the date of each sample's last row (N values).
         tickers: the ticker of each sample, when the frame held several.
+        next_returns: each sample's return from close t to close t+1 (N values), for the
+            trading view; NaN when not given.
     """
 
     def __init__(
@@ -41,6 +43,7 @@ class WindowSet:
         context_len: int,
         dates: pl.Series,
         tickers: pl.Series | None = None,
+        next_returns: np.ndarray | None = None,
     ):
         self.context_len = context_len
         self._features = features
@@ -51,6 +54,8 @@ class WindowSet:
         self._labels = labels.index_select(0, ends)  # (N,)
         self.dates = dates
         self.tickers = tickers
+        n = int(ends.shape[0])
+        self.next_returns = np.full(n, np.nan) if next_returns is None else np.asarray(next_returns, dtype=np.float64)
 
     def __len__(self) -> int:
         return int(self._ends.shape[0])

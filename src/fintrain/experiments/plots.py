@@ -1,4 +1,4 @@
-"""The report's PNG plots: scaling, loss curves, temperature. Needs matplotlib (extra ``report``).
+"""The report's PNG plots: scaling, loss curves, temperature. Drawn with matplotlib, a core dependency.
 
 Every plot is readable printed in grey: series differ by line style and marker, not by colour
 alone, and baselines and thermal bands are labelled on the plot. Figures are built on
@@ -37,7 +37,7 @@ def _figure(height_in: float) -> Any:
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:
-        raise ReportError("plots need matplotlib: pip install 'fintrain[report]' (or pass --no-plots)") from exc
+        raise ReportError("plots need matplotlib, a dependency of fintrain: reinstall fintrain (or pass --no-plots)") from exc
     # Fixed margins rather than layout="constrained", which doubles the drawing time; the
     # margins are in inches so they hold for every height.
     fig = Figure(figsize=(WIDTH_IN, height_in), dpi=DPI)

@@ -32,7 +32,7 @@ from fintrain.records import EpochRecord, Event, EventRecord, StatusRecord, Trai
 from fintrain.tracking.sink import MetricSink
 from fintrain.train.checkpoint import BEST, LAST, save_checkpoint
 from fintrain.train.distributed import Decision, Distributed, wrap_model
-from fintrain.train.metrics import is_classification, primary_metric, task_metrics
+from fintrain.evaluate.metrics import is_classification, primary_metric, task_metrics
 
 log = logging.getLogger(__name__)
 

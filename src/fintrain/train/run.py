@@ -22,6 +22,7 @@ import torch
 from fintrain import __version__
 from fintrain.config import RESUMABLE_FIELDS, ModelConfig, RunConfig, TrainConfig, validate_config
 from fintrain.device import device_label, manual_seed_all, resolve_device
+from fintrain.evaluate import baseline_scores, primary_metric, selection_metric, task_metrics
 from fintrain.errors import CheckpointError, ConfigError, RunBusyError, ThermalError
 from fintrain.model import build_model, count_parameters, model_config_for
 from fintrain.records import FinalRecord
@@ -44,7 +45,6 @@ from fintrain.train.loop import (
 )
 from fintrain.train.marker import claim_run, release_run
 from fintrain.train.options import RunOptions
-from fintrain.train.metrics import baselines, primary_metric, task_metrics
 from fintrain.train.prepare import Prepared, check_names, prepare_data
 
 log = logging.getLogger(__name__)
@@ -199,6 +199,11 @@ def per_ticker_metrics(model: torch.nn.Module, data: Any, batch_size: int, task:
     }
 
 
+def _host(t: torch.Tensor) -> np.ndarray:
+    """A float64 NumPy copy on the host: copied to the CPU first, cast there (MPS has no float64)."""
+    return t.detach().cpu().numpy().astype(np.float64)
+
+
 def _execute(plan: Plan, run_dir: Path, resume: dict[str, Any] | None, options: RunOptions) -> dict[str, Any] | None:
     """Fit, then evaluate the best checkpoint on the test split and write summary.json.
 
@@ -240,10 +245,12 @@ def _execute(plan: Plan, run_dir: Path, resume: dict[str, Any] | None, options: 
         loss_fn = loss_function(cfg.target.task, resolve_pos_weight(cfg.train, cfg.target.task, splits.train.labels))
         test = evaluate(plan.model, splits.test, plan.batch_size, cfg.target.task, loss_fn, cfg.train.precision)
         per_ticker = per_ticker_metrics(plan.model, splits.test, plan.batch_size, cfg.target.task, cfg.train.precision)
-        base = baselines(
-            cfg.target.task, splits.train.labels, splits.test.labels,
-            splits.train.last_row_features(), splits.test.last_row_features(),
+        scores = baseline_scores(
+            cfg.target.task, _host(splits.train.last_row_features()), _host(splits.train.labels),
+            _host(splits.val.last_row_features()), _host(splits.val.labels), _host(splits.test.last_row_features()),
+            select=selection_metric(cfg.target.task, cfg.eval.select_on), seed=cfg.train.seed,
         )
+        base = {name: task_metrics(cfg.target.task, _host(splits.test.labels), s.test) for name, s in scores.items()}
         state = result.state
         summary = {
             "run_name": run_dir.name,
