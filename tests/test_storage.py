@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from fintrain.errors import ManifestError
-from fintrain.storage import Manifest, atomic_path, atomic_write_json
+from fintrain.storage import Manifest, atomic_path, atomic_write_bytes, atomic_write_json
 
 
 def test_manifest_appends_and_reports_current(tmp_path):
@@ -72,3 +72,37 @@ def test_atomic_files_get_ordinary_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_a_write_cut_short_by_a_full_disk_leaves_the_old_file_whole(tmp_path):
+    """The file-size limit makes the write fail after 4 KiB, as a full disk would mid-write."""
+    target = tmp_path / "data.parquet"
+    atomic_write_bytes(target, b"old" * 1000)
+    script = textwrap.dedent(
+        """
+        import resource, signal, sys
+        from pathlib import Path
+        from fintrain.storage import atomic_write_bytes
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        try:
+            atomic_write_bytes(Path(sys.argv[1]), b"new" * 100_000)
+        except OSError:
+            sys.exit(7)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(target)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 7, done.stderr
+    assert target.read_bytes() == b"old" * 1000
+    assert [p.name for p in tmp_path.iterdir()] == ["data.parquet"]
+
+
+def test_a_reader_of_the_old_file_never_sees_the_new_bytes(tmp_path):
+    """The new content goes to a new file that replaces the name; an open reader keeps the old one."""
+    target = tmp_path / "x.bin"
+    atomic_write_bytes(target, b"a" * 10_000)
+    with open(target, "rb") as reader:
+        atomic_write_bytes(target, b"b" * 20_000)
+        assert reader.read() == b"a" * 10_000
+    assert target.read_bytes() == b"b" * 20_000

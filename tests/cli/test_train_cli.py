@@ -194,6 +194,16 @@ def test_resume_refuses_changed_data(cli, tiny_config):
     assert "feature file changed" in result.stderr
 
 
+def test_a_finished_run_resumed_with_more_epochs_trains_them(cli, tiny_config):
+    first = cli("train", "--config", str(tiny_config), "--run-name", "r", "--epochs", "1", "--json")
+    assert first.exit_code == 0, first.output
+    steps = json.loads(first.stdout)["steps"]
+    again = cli("train", "--resume", str(cli.runs_dir / "r"), "--epochs", "2", "--json")
+    assert again.exit_code == 0, again.output
+    summary = json.loads(again.stdout)
+    assert summary["steps"] == 2 * steps and summary["stop_reason"] == "epochs=2"
+
+
 def _checkpointed_past(metrics: Path, step: int) -> bool:
     for line in metrics.read_text().splitlines():
         try:

@@ -68,6 +68,18 @@ def test_high_below_close_is_counted_with_first_rows(msft_300):
         validate_ohlcv(bad, "x")
 
 
+def test_low_above_open_or_close_is_counted_with_first_rows(msft_300):
+    bottom = pl.min_horizontal("open", "close")
+    bad = msft_300.with_row_index("i").with_columns(
+        pl.when(pl.col("i").is_in([4, 30, 31])).then(bottom * 1.01)
+        .when(pl.col("i") == 50).then(bottom * 1.0005)  # within the rounding tolerance: accepted
+        .otherwise(pl.col("low")).alias("low")
+    ).drop("i")
+    with pytest.raises(DataValidationError) as info:
+        validate_ohlcv(bad, "x")
+    assert info.value.problems == ["3 rows with low above min(open, close), first rows 5, 31, 32"]
+
+
 def test_too_few_rows(msft_300):
     with pytest.raises(DataValidationError, match="only 100 rows; at least 250"):
         validate_ohlcv(msft_300.head(100), "x")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -164,8 +167,18 @@ def test_nonpositive_prices_are_reported_not_silently_written(synthetic: pl.Data
         build_features(broken, "a50")
 
 
-def test_tier_hash_is_stable_and_follows_the_definition(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert tier_hash("a20") == tier_hash("a20")
+def test_tier_hash_is_the_same_in_every_process() -> None:
+    """Stored builds are checked by a later process: the hash must not depend on str hashing."""
+    here = tier_hash("a20")
+    code = "from fintrain.features import tier_hash; print(tier_hash('a20'))"
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == here
+
+
+def test_tier_hash_follows_the_definition(monkeypatch: pytest.MonkeyPatch) -> None:
     assert tier_hash("a20") != tier_hash("a50")
     before = tier_hash("a20")
     changed = (*tiers.A20[:4], tiers.sma_ratio(150), *tiers.A20[5:])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import types
+
 import pytest
 
 from fintrain.config import ThermalConfig
@@ -76,3 +79,18 @@ def test_auto_without_any_sensor_says_what_it_tried(monkeypatch):
     assert sensor.read() is None
     assert "no temperature sensor available" in sensor.reason
     assert "not a Mac" in sensor.reason and "no files" in sensor.reason
+
+
+@pytest.mark.parametrize(
+    ("without", "picked"),
+    [((), "macos"), (("macos",), "nvidia"), (("macos", "nvidia"), "linux")],
+)
+def test_auto_prefers_the_mac_then_the_gpu_then_the_linux_cpu(monkeypatch, without, picked):
+    """The real order: on a box with a GPU the training runs there, so NVIDIA wins over hwmon."""
+    monkeypatch.setitem(sys.modules, "pynvml", types.ModuleType("pynvml"))  # auto asks for it first
+    for name in ("macos", "nvidia", "linux"):
+        if name in without:
+            monkeypatch.setitem(sources.SENSORS, name, lambda a, f, c, name=name: NoSensor(f"{name}: none here"))
+        else:
+            monkeypatch.setitem(sources.SENSORS, name, lambda a, f, c, name=name: Fixed(name, 50.0))
+    assert open_sensor("auto").name == picked

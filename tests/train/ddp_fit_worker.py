@@ -1,15 +1,18 @@
-"""One rank of a tiny DDP training run, for tests/train/test_distributed.py (run under torchrun).
+"""Two ranks of a tiny DDP training run, for tests/train/test_distributed.py (run under torchrun).
 
-    python -m torch.distributed.run --standalone --nproc-per-node 2 ddp_fit_worker.py \
-        MODE CHECKPOINT_DIR WEIGHTS_OUT
+    python -m torch.distributed.run --standalone --nproc-per-node 2 ddp_fit_worker.py FOLDER
 
-MODE is ``full`` (train to the end), ``interrupt`` (rank 0 gets a Ctrl-C after step 11, so
-every rank stops there and ``last.pt`` is saved) or ``resume`` (continue from ``last.pt``). Rank 0
-writes the final weights to WEIGHTS_OUT.
+One launch runs three trainings in turn, each from the same freshly seeded model as a new
+process would build: ``full`` (train to the end), ``cut`` (rank 1, not rank 0, gets a Ctrl-C
+after step 11, so every rank must stop there and rank 0 saves ``FOLDER/cut/last.pt``) and
+``resumed`` (continue from that ``last.pt``, checkpointing to ``FOLDER/resumed``). Rank 0
+writes each one's final weights to ``FOLDER/NAME.pt``; each rank writes how each ended to
+``FOLDER/outcomes-RANK.json``.
 """
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from pathlib import Path
@@ -62,25 +65,33 @@ def split(n: int, seed: int) -> WindowSet:
     return WindowSet(features, labels, torch.arange(7, n + 7), context_len=8, dates=pl.Series(range(n)))
 
 
+def train(name: str, folder: Path, dist, resume: dict | None = None, ctrl_c_rank: int | None = None) -> str:
+    """One training from a freshly seeded model; how it ended."""
+    torch.manual_seed(0)  # identical initial weights on every rank, as build_model does
+    model = DropoutNet()
+    # log_every=1: a train record after every step, where a rank's sink can press Ctrl-C.
+    cfg = TrainConfig(epochs=3, log_every=1, warmup_steps=0, checkpoint_every=1000, lr=1e-2, batch_size=8)
+    sink = CtrlCAt(STOP_AT if dist.rank == ctrl_c_rank else None)
+    try:
+        fit(model, FitData(split(64, 1), split(32, 2), "direction"), cfg, sink, Checkpointer(folder / name, {}),
+            resume=resume, dist=dist)
+        outcome = "finished"
+    except TrainingStopped as stopped:
+        outcome = f"stopped {stopped.exit_code}"
+    if dist.is_main:
+        torch.save(model.state_dict(), folder / f"{name}.pt")
+    dist.barrier()  # last.pt and the weights are on disk before any rank goes on
+    return outcome
+
+
 def main() -> None:
-    mode, folder, weights_out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    folder = Path(sys.argv[1])
     torch.set_num_threads(1)
     dist = from_environment()
     try:
-        torch.manual_seed(0)  # identical initial weights on every rank, as build_model does
-        model = DropoutNet()
-        # log_every=1: a train record after every step, where rank 0's sink can press Ctrl-C.
-        cfg = TrainConfig(epochs=3, log_every=1, warmup_steps=0, checkpoint_every=1000, lr=1e-2, batch_size=8)
-        resume = load_checkpoint(folder / "last.pt") if mode == "resume" else None
-
-        sink = CtrlCAt(STOP_AT if mode == "interrupt" and dist.is_main else None)
-        try:
-            fit(model, FitData(split(64, 1), split(32, 2), "direction"), cfg, sink, Checkpointer(folder, {}),
-                resume=resume, dist=dist)
-        except TrainingStopped as stopped:
-            assert stopped.exit_code == 130 and mode == "interrupt"
-        if dist.is_main:
-            torch.save(model.state_dict(), weights_out)
+        outcomes = {"full": train("full", folder, dist), "cut": train("cut", folder, dist, ctrl_c_rank=1)}
+        outcomes["resumed"] = train("resumed", folder, dist, resume=load_checkpoint(folder / "cut" / "last.pt"))
+        (folder / f"outcomes-{dist.rank}.json").write_text(json.dumps(outcomes))
     finally:
         shutdown(dist)
 

@@ -29,6 +29,7 @@ def test_single_process_agreement_is_local():
     assert d.agree(False, RUN) == RUN and d.agree(False, PAUSE) == PAUSE
     assert d.agree(True, PAUSE) == INTERRUPT
     assert Distributed(rank=1, world_size=1).agree(False, PAUSE) == RUN  # only rank 0 decides heat
+    assert Distributed(rank=1, world_size=1).agree(True, RUN) == INTERRUPT  # any rank's Ctrl-C counts
 
 
 def _train_losses(run_dir: Path) -> list[float]:
@@ -36,14 +37,16 @@ def _train_losses(run_dir: Path) -> list[float]:
     return [r["train/loss"] for r in map(json.loads, lines) if r["kind"] == "train"]
 
 
-def test_two_gloo_ranks_follow_one_process(tmp_path, tiny_toml):
+@pytest.mark.slow
+def test_two_gloo_ranks_follow_one_process(tmp_path, tiny_toml, cli):
     config = tmp_path / "ln.toml"
     # LayerNorm and no dropout: then two ranks with half the batch each equal one process.
     config.write_text(tiny_toml(model={"dropout": 0.0, "head_dropout": 0.0, "norm": "layer"},
                                 train={"max_steps": 6, "batch_size": 32, "log_every": 1}))
     env = {**os.environ, "FINTRAIN_DATA_DIR": str(tmp_path / "data"), "FINTRAIN_RUNS_DIR": str(tmp_path / "runs")}
     base = [sys.executable, "-m", "fintrain", "train", "--config", str(config), "--no-live"]
-    subprocess.run([*base, "--run-name", "one"], env=env, check=True, capture_output=True, timeout=300)
+    one = cli("train", "--config", str(config), "--no-live", "--run-name", "one")  # in this process: one start less
+    assert one.exit_code == 0, one.output
     two = subprocess.run([*base, "--run-name", "two", "--nproc", "2"], check=False, env=env, capture_output=True, text=True, timeout=300)
     assert two.returncode == 0, two.stderr[-3000:]
     one_losses, two_losses = _train_losses(tmp_path / "runs" / "one"), _train_losses(tmp_path / "runs" / "two")
@@ -58,22 +61,21 @@ def test_two_gloo_ranks_follow_one_process(tmp_path, tiny_toml):
 WORKER = Path(__file__).with_name("ddp_fit_worker.py")
 
 
-def _ranks(mode: str, folder: Path, weights: Path) -> dict[str, torch.Tensor]:
+@pytest.mark.slow
+def test_two_ranks_with_dropout_resume_bitwise(tmp_path):
+    """Each rank draws its own dropout masks, a Ctrl-C on rank 1 stops every rank at the same
+    step, and a resumed run draws the masks as if never stopped (one torchrun launch for all)."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               str(WORKER), mode, str(folder), str(weights)]
+               str(WORKER), str(tmp_path)]
     done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    return torch.load(weights, weights_only=True)
-
-
-def test_two_ranks_with_dropout_resume_bitwise(tmp_path):
-    """Each rank draws its own dropout masks, and a resumed run draws them as if never stopped."""
-    full = _ranks("full", tmp_path / "full", tmp_path / "full.pt")
-    _ranks("interrupt", tmp_path / "cut", tmp_path / "cut.pt")
+    outcomes = [json.loads((tmp_path / f"outcomes-{rank}.json").read_text()) for rank in (0, 1)]
+    assert outcomes == [{"full": "finished", "cut": "stopped 130", "resumed": "finished"}] * 2
     checkpoint = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)
     assert checkpoint["step"] == 11
     cpu_states = [r["cpu"] for r in checkpoint["rng_ranks"]]
     assert len(cpu_states) == 2 and not torch.equal(cpu_states[0], cpu_states[1])
-    resumed = _ranks("resume", tmp_path / "cut", tmp_path / "resumed.pt")
+    full, cut, resumed = (torch.load(tmp_path / f"{name}.pt", weights_only=True) for name in ("full", "cut", "resumed"))
     assert full.keys() == resumed.keys()
     assert all(torch.equal(full[k], resumed[k]) for k in full)
+    assert not all(torch.equal(full[k], cut[k]) for k in full)  # the cut run really stopped early

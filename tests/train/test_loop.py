@@ -18,6 +18,7 @@ from fintrain.train.loop import (
     lr_factor,
     resolve_pos_weight,
     total_steps,
+    train_step,
 )
 
 
@@ -153,3 +154,45 @@ def test_resuming_with_another_number_of_ranks_takes_rank_0s_rng_and_says_so(cap
     older = {"rng": {"cpu": "rank 0"}}  # written before rng_ranks existed
     caplog.clear()
     assert _rank_rng(older, Distributed()) == {"cpu": "rank 0"} and caplog.records == []
+
+
+class Constant(nn.Module):
+    """Predicts 0 whatever its weight: the validation loss never improves after the first epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):  # (B, L, C) -> (B, 1)
+        return torch.zeros(len(x), 1) * self.weight
+
+
+def test_training_stops_after_patience_epochs_without_improvement(tmp_path):
+    sink = RecordingSink()
+    cfg = TrainConfig(epochs=10, patience=2, log_every=100, warmup_steps=0, checkpoint_every=1000, batch_size=16)
+    data = FitData(tiny_split(32, 1), tiny_split(16, 2), "direction")
+    result = fit(Constant(), data, cfg, sink, Checkpointer(tmp_path, {}))
+    # Epoch 1 sets the best loss; epochs 2 and 3 do not beat it; no fourth epoch.
+    assert [r.epoch for r in result.history] == [0, 1, 2]
+    assert result.state.stop is StopReason.EARLY_STOPPING and result.state.best_epoch == 0
+    assert [r["message"] for r in sink.records if r.get("event") == "early_stop"] == [
+        "no validation improvement for 2 epochs"
+    ]
+
+
+def test_train_step_clips_the_gradient_norm():
+    torch.manual_seed(0)
+    model = LastRow()
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)  # the step is minus the (clipped) gradient
+    x, y = 100 * torch.randn(8, 8, 3), torch.ones(8)
+    cfg = TrainConfig(grad_clip=0.5, batch_size=8)
+    train_step(model, optimizer, loss_function("return"), x, y, cfg)
+    moved = torch.cat([(p.detach() - b).reshape(-1) for p, b in zip(model.parameters(), before, strict=True)])
+    assert moved.norm().item() == pytest.approx(0.5, rel=1e-4)
+    unclipped = LastRow()
+    unclipped.load_state_dict(dict(zip(unclipped.state_dict(), before, strict=True)))
+    sgd = torch.optim.SGD(unclipped.parameters(), lr=1.0)
+    train_step(unclipped, sgd, loss_function("return"), x, y, TrainConfig(grad_clip=None, batch_size=8))
+    free = torch.cat([(p.detach() - b).reshape(-1) for p, b in zip(unclipped.parameters(), before, strict=True)])
+    assert free.norm().item() > 10  # without the clip the same batch moves the weights far more
