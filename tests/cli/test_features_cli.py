@@ -120,6 +120,7 @@ def test_shared_spy_file_done_when(cli, spy_csv, tmp_path):
         assert_frame_equal(part, full.head(part.height))
 
 
+@pytest.mark.slow
 def test_several_tickers_build_in_one_pass_like_one_at_a_time(cli):
     import polars as pl
 

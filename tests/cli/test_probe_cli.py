@@ -57,6 +57,7 @@ def probe(workspace: Path, *args: str):
                     "--device", "cpu", *args)
 
 
+@pytest.mark.slow
 def test_json_document_alone_on_stdout(workspace, cache):
     result = probe(workspace, "--max-batch", "32", "--json")
     assert result.exit_code == 0, result.output
@@ -87,6 +88,7 @@ def test_json_document_alone_on_stdout(workspace, cache):
     assert len(list((cache / "probe").glob("*.json"))) == 1
 
 
+@pytest.mark.slow
 def test_train_batch_size_auto_uses_the_probe(workspace, cache):
     planned = fintrain(workspace, "train", "--config", str(workspace / "tiny.toml"), "--device", "cpu",
                        "--batch-size", "auto", "--dry-run", "--json")
@@ -116,6 +118,7 @@ def test_train_batch_size_auto_uses_the_probe(workspace, cache):
     assert planned["batch_size_origin"] == "probe-batch cache"
 
 
+@pytest.mark.slow
 def test_table_and_recommendation(workspace, cache):
     result = probe(workspace, "--max-batch", "16")
     assert result.exit_code == 0, result.output
@@ -129,6 +132,7 @@ def test_table_and_recommendation(workspace, cache):
     assert "memory cap:" in result.stdout and "(80% of" in result.stdout
 
 
+@pytest.mark.slow
 def test_memory_cap_below_the_smallest_size_fails_with_one_line(workspace, cache):
     # A millionth of the available memory is a few kilobytes: no size fits under the cap.
     result = probe(workspace, "--max-batch", "16", "--memory-fraction", "0.000001", "--json")
@@ -163,6 +167,7 @@ def test_bad_options_are_one_clear_line(workspace, cache, args, code, message):
     assert result.stdout == ""
 
 
+@pytest.mark.slow
 def test_universe_probes_the_pooled_windows_and_train_finds_the_pick(workspace, cache, tmp_path):
     # AAPL and IBM (offline samples, fetched and built by the probe) hold 1,906 training windows
     # each. A batch of 2,000 exists only in their pooled training set, which is what

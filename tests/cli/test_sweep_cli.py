@@ -21,6 +21,7 @@ def test_unknown_budget_exits_2_before_any_work(cli, tiny):
     assert not cli.data_dir.exists() and not cli.runs_dir.exists()
 
 
+@pytest.mark.slow
 def test_thermal_stop_exits_3_and_the_same_sweep_resumes(cli, tiny):
     trace = cli.root / "hot.csv"
     trace.write_text("t_s,temp_c,pressure\n" + "".join(f"{t},99,\n" for t in range(60)))

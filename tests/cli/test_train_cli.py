@@ -51,6 +51,7 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_run_folder_files_and_schemas(cli, tiny_config):
     result = cli("train", "--config", str(tiny_config), "--run-name", "r1")
     assert result.exit_code == 0, result.output
@@ -79,6 +80,7 @@ def test_run_folder_files_and_schemas(cli, tiny_config):
     assert "test metrics" in result.stdout and "logistic" in result.stdout
 
 
+@pytest.mark.slow
 def test_tensorboard_scalars_readable(cli, tiny_config):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -145,6 +147,7 @@ def _run_lib_config(tiny_config: Path, **train):
     return cfg
 
 
+@pytest.mark.slow
 def test_crash_between_checkpoints_then_resume_is_bitwise_identical(tmp_path, tiny_config, reference, at_train_record):
     data, runs = tmp_path / "data", tmp_path / "runs"
     cfg = _run_lib_config(tiny_config, checkpoint_every=7)
@@ -163,6 +166,7 @@ def test_crash_between_checkpoints_then_resume_is_bitwise_identical(tmp_path, ti
     assert _same(reference, _weights(runs / "crashed"))
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_and_exits_130_then_resumes_identically(tmp_path, tiny_config, reference, at_train_record):
     data, runs = tmp_path / "data", tmp_path / "runs"
     cfg = _run_lib_config(tiny_config)
@@ -194,6 +198,7 @@ def test_resume_refuses_changed_data(cli, tiny_config):
     assert "feature file changed" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_finished_run_resumed_with_more_epochs_trains_them(cli, tiny_config):
     first = cli("train", "--config", str(tiny_config), "--run-name", "r", "--epochs", "1", "--json")
     assert first.exit_code == 0, first.output
@@ -215,6 +220,7 @@ def _checkpointed_past(metrics: Path, step: int) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_is_bitwise_identical(tmp_path, tiny_config, reference):
     """A real process killed with SIGKILL mid-run resumes to the same final weights."""
     env = {**os.environ, "FINTRAIN_DATA_DIR": str(tmp_path / "data"), "FINTRAIN_RUNS_DIR": str(tmp_path / "runs")}
@@ -284,6 +290,7 @@ def _events(run_dir: Path) -> list[str]:
     return [json.loads(x).get("event") for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_thermal_pause_and_resume_leave_weights_unchanged(tmp_path, tiny_config, reference):
     cfg = _run_lib_config(tiny_config)
     # 9 trace seconds per step: the 92 C plateau (warning band from ~104 s, paused after the
@@ -299,6 +306,7 @@ def test_thermal_pause_and_resume_leave_weights_unchanged(tmp_path, tiny_config,
     assert _same(reference, _weights(outcome.run_dir))
 
 
+@pytest.mark.slow
 def test_thermal_critical_exits_3_with_a_checkpoint_that_resumes(tmp_path, tiny_config, reference):
     from fintrain.train.loop import TrainingStopped
 
@@ -328,6 +336,7 @@ def test_thermal_stop_through_the_cli_exits_3(cli, tiny_config):
     assert not (cli.runs_dir / "c" / "running.json").exists()
 
 
+@pytest.mark.slow
 def test_four_sample_tickers_pool_and_report_per_ticker(cli, tiny_config, tmp_path):
     universe = tmp_path / "universe.txt"
     universe.write_text("AAPL\nIBM  # a comment\n\nMSFT\nGOOG\n")
@@ -343,6 +352,7 @@ def test_four_sample_tickers_pool_and_report_per_ticker(cli, tiny_config, tmp_pa
     assert both.exit_code == 2 and "not both" in both.output
 
 
+@pytest.mark.slow
 def test_running_json_names_the_training_process_and_goes_when_it_ends(tmp_path, tiny_config, at_train_record):
     from fintrain.experiments.runs import read_run
 
@@ -362,6 +372,7 @@ def test_running_json_names_the_training_process_and_goes_when_it_ends(tmp_path,
     assert not (run / "running.json").exists() and read_run(run).status == "finished"
 
 
+@pytest.mark.slow
 def test_resume_refused_while_another_process_holds_the_run(cli, tmp_path, tiny_config, folder_snapshot, caplog,
                                                             at_train_record):
     """A live marker of another process: exit 1, one line, nothing touched. Once that process is

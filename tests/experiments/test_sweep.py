@@ -66,6 +66,7 @@ def _stored(run_dir):
     return {p: (run_dir / p).read_bytes() for p in ("summary.json", "metrics.jsonl", "checkpoints/last.pt")}
 
 
+@pytest.mark.slow
 def test_interrupted_sweep_resumes_without_redoing_finished_cells(tmp_path, tiny, at_train_record):
     from fintrain.train.loop import TrainingStopped
 

@@ -13,6 +13,7 @@ from fintrain.train import run as run_lib
 
 
 @pytest.mark.parametrize(("task", "learned"), [("threshold", "logistic"), ("return", "linear")])
+@pytest.mark.slow
 def test_tiny_run_finishes_under_the_strict_device(tmp_path, tiny_toml, strict_device, task, learned):
     config = tmp_path / "tiny.toml"
     config.write_text(tiny_toml(target={"task": task}, train={"max_steps": 6}))
