@@ -157,7 +157,7 @@ def test_memory_cap_below_the_smallest_size_fails_with_one_line(workspace, cache
         (["--memory-fraction", "1.5"], 2, "probe.memory_fraction"),
         (["--finalists", "0"], 2, "probe.finalists"),
         (["--retime-rounds", "11"], 2, "probe.retime_rounds"),
-        (["--budget", "7b"], 2, "unknown budget '7b'"),
+        (["--budget", "7b"], 2, "unknown model budget '7b'"),
     ],
 )
 def test_bad_options_are_one_clear_line(workspace, cache, args, code, message):

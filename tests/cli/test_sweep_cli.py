@@ -15,9 +15,9 @@ def tiny(tmp_path, tiny_toml):
 
 
 def test_unknown_budget_exits_2_before_any_work(cli, tiny):
-    result = cli("sweep", "--name", "s", "--config", str(tiny), "--budgets", "2m,9m")
+    result = cli("sweep", "--name", "s", "--config", str(tiny), "--budgets", "2m,9x")
     assert result.exit_code == 2
-    assert "unknown budget '9m' in --budgets" in result.stderr
+    assert "--budgets: unknown model budget '9x'" in result.stderr
     assert not cli.data_dir.exists() and not cli.runs_dir.exists()
 
 

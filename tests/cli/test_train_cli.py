@@ -110,10 +110,27 @@ def test_dry_run_json(cli, tiny_config):
     assert not cli.runs_dir.exists()
 
 
+def test_dry_run_shows_the_shape_of_any_size(cli, tmp_path, tiny_toml):
+    # The tiny config without its architecture overrides, so the size rule decides the shape.
+    text = tiny_toml()
+    overrides = "d_model = 16\nn_heads = 2\nn_layers = 1\nd_ff = 32\n"
+    assert overrides in text
+    config = tmp_path / "sized.toml"
+    config.write_text(text.replace(overrides, ""))
+    result = cli("train", "--config", str(config), "--budget", "300K", "--dry-run")
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.stdout.splitlines() if x.startswith("model"))
+    params = int(line.split(": ")[1].split(" parameters")[0].replace(",", ""))
+    assert abs(params - 300_000) <= 0.10 * 300_000
+    assert "(3 layers, d_model 96, 6 heads, d_ff " in line
+    assert not cli.runs_dir.exists()
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--budget", "7m"], "unknown budget '7m'; known budgets: 2m"),
+        (["--budget", "7x"], "unknown model budget '7x'; give a preset (2m, 20m, 200m) or a size"),
+        (["--budget", "5k"], "'5k' is outside the sizes fintrain builds: give 10k to 200m"),
         (["--tier", "z9"], "unknown tier 'z9'; known tiers: a20"),
         (["--task", "vibes"], "target.task"),
         (["--batch-size", "huge"], "--batch-size"),

@@ -29,10 +29,13 @@ def tiny(tmp_path, tiny_toml):
 
 def test_parse_budgets():
     assert sweep_lib.parse_budgets("2m, 20M") == ["2m", "20m"]
-    with pytest.raises(ConfigError, match="unknown budget '7m' in --budgets; known budgets: 2m, 20m, 200m"):
-        sweep_lib.parse_budgets("2m,7m")
+    assert sweep_lib.parse_budgets("50k,300K,1.5m,5m") == ["50k", "300k", "1500k", "5m"]
+    with pytest.raises(ConfigError, match=r"--budgets: unknown model budget '7x'; give a preset \(2m, 20m, 200m\)"):
+        sweep_lib.parse_budgets("2m,7x")
     with pytest.raises(ConfigError, match="twice"):
         sweep_lib.parse_budgets("2m,2m")
+    with pytest.raises(ConfigError, match="names 2m twice"):
+        sweep_lib.parse_budgets("2m,2000k")
     with pytest.raises(ConfigError, match="empty"):
         sweep_lib.parse_budgets(" , ")
 

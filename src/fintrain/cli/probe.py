@@ -71,7 +71,7 @@ def probe_batch(
     universe: Annotated[Path | None, typer.Option(help="File with one ticker per line (instead of --ticker): probe on their pooled windows, as `train --universe` trains.")] = None,
     source: Annotated[str | None, typer.Option(help="Where to fetch missing data: yahoo or sample.")] = None,
     tier: Annotated[str | None, typer.Option(help="Feature tier (default a20).")] = None,
-    budget: Annotated[str | None, typer.Option(help="Parameter budget: 2m, 20m, 200m (default 2m).")] = None,
+    budget: Annotated[str | None, typer.Option(help="Parameter budget: 2m, 20m, 200m, or any size such as 300k (default 2m).")] = None,
     context_len: Annotated[int | None, typer.Option(help="Rows in one input window (default 60).")] = None,
     device: Annotated[str | None, typer.Option(help="auto, mps, cuda or cpu (default auto).")] = None,
     precision: Annotated[str | None, typer.Option(help="fp32 or bf16 (autocast), as `train --precision` will run (default fp32).")] = None,

@@ -63,7 +63,7 @@ def train(
     universe: Annotated[Optional[Path], typer.Option(help="File with one ticker per line (instead of --ticker).")] = None,
     source: Annotated[Optional[str], typer.Option(help="Where to fetch missing data: yahoo or sample.")] = None,
     tier: Annotated[Optional[str], typer.Option(help="Feature tier (default a20).")] = None,
-    budget: Annotated[Optional[str], typer.Option(help="Parameter budget: 2m, 20m, 200m (default 2m).")] = None,
+    budget: Annotated[Optional[str], typer.Option(help="Parameter budget: 2m, 20m, 200m, or any size such as 300k or 5m (default 2m).")] = None,
     task: Annotated[Optional[str], typer.Option(help="threshold, direction or return (default threshold).")] = None,
     horizon: Annotated[Optional[int], typer.Option(help="Days ahead the label looks (default 1).")] = None,
     threshold: Annotated[Optional[float], typer.Option(help="tau of the threshold task (default 0.01).")] = None,
@@ -207,12 +207,12 @@ def launch_torchrun(nproc: int) -> int:
 
 def _print_plan(report: dict[str, Any]) -> None:
     data = report["data"]
+    shape = report["model_config"]
     w = data["windows"]
     lines = [
         f"device       {report['device']}",
         f"model        PatchTST {report['config']['model']['budget']}: {report['params']:,} parameters "
-        f"(d_model {report['model_config']['d_model']}, {report['model_config']['n_layers']} layers, "
-        f"{report['model_config']['n_heads']} heads)",
+        f"({shape['n_layers']} layers, d_model {shape['d_model']}, {shape['n_heads']} heads, d_ff {shape['d_ff']})",
         f"data         {data['ticker']} {data['tier']}: {data['rows']:,} rows {data['first_date']}..{data['last_date']}, "
         f"{data['n_features']} features",
         f"windows      train {w['train']:,}, val {w['val']:,}, test {w['test']:,}",

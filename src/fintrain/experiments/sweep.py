@@ -90,17 +90,21 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]*")
 
 
 def parse_budgets(text: str | Sequence[str]) -> list[str]:
-    """``"2m,20m"`` as ``["2m", "20m"]``, each a known budget, in the order given, no repeats."""
-    from fintrain.model import BUDGETS  # here: fintrain.model loads torch
+    """``"2m,300K"`` as ``["2m", "300k"]``: each a preset or any size, by its canonical name, in
+    the order given, no repeats (``2m`` and ``2000k`` are the same size)."""
+    from fintrain.model import parse_budget  # here: fintrain.model loads torch
 
-    parts = [p.strip().lower() for p in (text.split(",") if isinstance(text, str) else text)]
-    budgets = [p for p in parts if p]
-    if not budgets:
-        raise ConfigError("--budgets is empty; give one or more of " + ", ".join(BUDGETS))
-    unknown = [b for b in budgets if b not in BUDGETS]
-    if unknown:
-        raise ConfigError(f"unknown budget {unknown[0]!r} in --budgets; known budgets: {', '.join(BUDGETS)}")
-    repeated = sorted({b for b in budgets if budgets.count(b) > 1})
+    parts = [p.strip() for p in (text.split(",") if isinstance(text, str) else text)]
+    names = [p for p in parts if p]
+    if not names:
+        raise ConfigError("--budgets is empty; give one or more sizes, such as 2m,20m or 50k,300k,1m")
+    budgets = []
+    for name in names:
+        try:
+            budgets.append(parse_budget(name).name)
+        except ConfigError as exc:
+            raise ConfigError(f"--budgets: {exc}") from None
+    repeated = [b for b in dict.fromkeys(budgets) if budgets.count(b) > 1]
     if repeated:
         raise ConfigError(f"--budgets names {repeated[0]} twice")
     return budgets

@@ -4,7 +4,15 @@
 """
 
 from fintrain.config import ModelConfig
-from fintrain.model.budgets import BUDGETS, Budget, budget_config, build_model, model_config_for
+from fintrain.model.budgets import (
+    BUDGETS,
+    Budget,
+    budget_config,
+    build_model,
+    count_config_parameters,
+    model_config_for,
+    parse_budget,
+)
 from fintrain.model.patchtst import PatchTST, RevIN, count_parameters, patch_count
 
 __all__ = [
@@ -15,7 +23,9 @@ __all__ = [
     "RevIN",
     "budget_config",
     "build_model",
+    "count_config_parameters",
     "count_parameters",
     "model_config_for",
+    "parse_budget",
     "patch_count",
 ]

@@ -1,4 +1,5 @@
-"""Parameter budgets: named PatchTST shapes (``BUDGETS["2m"]``) and the config they produce.
+"""Parameter budgets: named PatchTST shapes (``BUDGETS["2m"]``), a shape rule for any other size,
+and the config they produce.
 
 Each preset's trainable parameter count, for fintrain's default data shape (20 channels, a
 context of 60 rows, the ``predict`` head with one output), is within 10% of its nominal size;
@@ -6,14 +7,34 @@ context of 60 rows, the ``predict`` head with one output), is within 10% of its 
 192, 6 heads, 4 layers, d_ff 768; 20M: 512/8/6/2048; 200M: 1024/16/16/4096), changed only where
 the count needed it.
 
-There is no ``2b`` preset: on one ticker's ~8,000 daily rows the study gained +0.3% AUC going
-from 2M to 200M parameters, and a 2B model would need ~32 GB in fp32 for its weights and Adam
-state alone, beyond the laptops fintrain is for.
+Any other size is written as a number with ``k`` or ``m`` (``50k``, ``300k``, ``1.5m``, ``50m``;
+case-insensitive; 10k to 200m) and gets its shape from this rule, which reproduces the presets'
+depth and width and extends them below 2m:
+
+- depth: ``n_layers`` is interpolated linearly in log10(N) through the anchors 20k -> 2,
+  200k -> 3, 2m -> 4, 20m -> 6, 200m -> 16 and rounded (2 below 20k);
+- width: the target ``d_model`` is sqrt(N / (12 n_layers)) (an encoder layer with d_ff = 4 d has
+  about 12 d^2 parameters); heads are 16 wide below a target width of 128, 32 wide below 384 and
+  64 wide above, and ``d_model`` is the target rounded to a whole number of heads (at least one);
+- feed-forward: ``d_ff`` is solved, for the run's data shape (channels and context), so that the
+  whole model lands on N (the count is affine in d_ff), which keeps every size within 1% of
+  nominal for the a20 and a50 tiers whatever the context.
+
+For example 50k is 2 layers, d_model 48 (3 heads), d_ff about 150; 300k is 3 layers, d_model 96
+(6 heads), d_ff about 310; 5m is 5 layers, d_model 288 (9 heads). ``fintrain train --dry-run``
+prints the shape of any size. A size written as a preset's nominal count (``2000k``) is that
+preset.
+
+There is no ``2b`` preset, and nothing above 200m: on one ticker's ~8,000 daily rows the study
+gained +0.3% AUC going from 2M to 200M parameters, and a 2B model would need ~32 GB in fp32 for
+its weights and Adam state alone, beyond the laptops fintrain is for.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import re
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -22,7 +43,7 @@ from pydantic import ValidationError
 from fintrain.config import ModelConfig, RunConfig, describe_validation_error
 from fintrain.device import manual_seed_all
 from fintrain.errors import ConfigError
-from fintrain.model.patchtst import PatchTST
+from fintrain.model.patchtst import PatchTST, count_parameters
 
 # Patches for daily data: 8 rows (about a trading week and a half) with 50% overlap. On the
 # default 60-row context that gives 15 patches, a token sequence of the length PatchTST works
@@ -33,14 +54,15 @@ DEFAULT_PATCH_LEN = 8
 
 @dataclass(frozen=True)
 class Budget:
-    """A named architecture preset; the data-dependent fields come from ``budget_config``."""
+    """A named architecture: a preset or a size's shape; the data-dependent fields come from
+    ``budget_config`` (``d_ff`` None: solved there for the data shape, see the module docstring)."""
 
     name: str
     nominal_params: int
     d_model: int
     n_heads: int
     n_layers: int
-    d_ff: int
+    d_ff: int | None
     dropout: float
     head_dropout: float
 
@@ -60,6 +82,101 @@ BUDGETS: dict[str, Budget] = {
     "200m": Budget("200m", 200_000_000, d_model=1024, n_heads=16, n_layers=16, d_ff=4096,
                    dropout=0.2, head_dropout=0.1),
 }
+
+
+# The shape rule's depth anchors: (nominal parameters, encoder layers), see the module docstring.
+DEPTH_ANCHORS: tuple[tuple[int, int], ...] = (
+    (20_000, 2), (200_000, 3), (2_000_000, 4), (20_000_000, 6), (200_000_000, 16),
+)
+MIN_PARAMS = 10_000
+MAX_PARAMS = 200_000_000
+_SIZE = re.compile(r"(\d+(?:\.\d+)?|\.\d+)([km])")
+_UNITS = {"k": 1_000, "m": 1_000_000}
+
+
+def size_name(nominal_params: int) -> str:
+    """The canonical name of a size: ``m`` for whole millions, else ``k`` (1500000 -> 1500k)."""
+    if nominal_params % 1_000_000 == 0:
+        return f"{nominal_params // 1_000_000}m"
+    if nominal_params % 1_000 == 0:
+        return f"{nominal_params // 1_000}k"
+    return f"{nominal_params / 1_000:g}k"
+
+
+def layers_for(nominal_params: int) -> int:
+    """Encoder depth of a size: linear in log10(N) between the anchors, rounded."""
+    log_n = math.log10(nominal_params)
+    points = [(math.log10(n), layers) for n, layers in DEPTH_ANCHORS]
+    if log_n <= points[0][0]:
+        return points[0][1]
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        if log_n <= x1:
+            return round(y0 + (y1 - y0) * (log_n - x0) / (x1 - x0))
+    return points[-1][1]
+
+
+def shape_for(nominal_params: int) -> Budget:
+    """The rule's depth, heads and width for a size (``d_ff`` is solved per data shape)."""
+    n_layers = layers_for(nominal_params)
+    target = math.sqrt(nominal_params / (12 * n_layers))
+    head_dim = 16 if target < 128 else 32 if target < 384 else 64
+    n_heads = max(1, round(target / head_dim))
+    return Budget(size_name(nominal_params), nominal_params, d_model=n_heads * head_dim,
+                  n_heads=n_heads, n_layers=n_layers, d_ff=None, dropout=0.2, head_dropout=0.1)
+
+
+def parse_budget(text: str) -> Budget:
+    """The budget a ``--budget`` value names: a preset, or any size as ``<number>k``/``<number>m``.
+
+    This is the one place budget names are read (case-insensitive); everything else calls it.
+
+    Raises:
+        ConfigError: not a size, or a size outside 10k..200m (the message says what is accepted).
+
+    Example:
+        >>> parse_budget("300k").n_layers, parse_budget("2M") is BUDGETS["2m"]
+        (3, True)
+    """
+    key = text.strip().lower()
+    if key in BUDGETS:
+        return BUDGETS[key]
+    match = _SIZE.fullmatch(key)
+    if match is None:
+        raise ConfigError(
+            f"unknown model budget {text!r}; give a preset ({', '.join(BUDGETS)}) or a size as a "
+            "number with k or m, such as 300k or 5m"
+        )
+    nominal = round(float(match.group(1)) * _UNITS[match.group(2)])
+    if not MIN_PARAMS <= nominal <= MAX_PARAMS:
+        raise ConfigError(
+            f"model budget {text!r} is outside the sizes fintrain builds: give 10k to 200m"
+        )
+    for preset in BUDGETS.values():
+        if preset.nominal_params == nominal:
+            return preset
+    return shape_for(nominal)
+
+
+def _solve_d_ff(budget: Budget, fields: dict[str, Any]) -> int:
+    """The d_ff that brings the model with ``fields`` to the budget's nominal count."""
+    def count(d_ff: int) -> int:
+        return count_config_parameters(ModelConfig.model_validate({**fields, "d_ff": d_ff}))
+
+    base = count(1)
+    per_unit = count(2) - base
+    d_ff = 1 + round((budget.nominal_params - base) / per_unit)
+    if d_ff < 1:
+        raise ConfigError(
+            f"model budget {budget.name!r} is too small for {fields['n_channels']} channels and a "
+            f"context of {fields['context_len']} rows: choose a larger size"
+        )
+    return d_ff
+
+
+def count_config_parameters(model_cfg: ModelConfig) -> int:
+    """Trainable parameters of the PatchTST a config builds, without allocating them."""
+    with torch.device("meta"):
+        return count_parameters(PatchTST(ModelConfig.model_validate({**model_cfg.model_dump(), "compile": False})))
 
 
 def default_patching(context_len: int, patch_len: int | None = None) -> tuple[int, int]:
@@ -83,7 +200,8 @@ def budget_config(
     threshold task mostly depends on. The ``forecast`` head keeps the paper's RevIN.
 
     Args:
-        name: a key of ``BUDGETS`` (2m, 20m, 200m).
+        name: a key of ``BUDGETS`` (2m, 20m, 200m) or any size (``300k``, ``5m``), read by
+            ``parse_budget``.
         n_channels: input features per row.
         context_len: rows per input window.
         **overrides: any other ``ModelConfig`` field (head, n_outputs, horizon, patch_len,
@@ -94,16 +212,13 @@ def budget_config(
 
     Raises:
         ConfigError: an unknown budget name, an unknown field, or an impossible combination
-            (the message names the fields).
+            (the message names the fields); a size too small for the data shape.
 
     Example:
         >>> budget_config("2m", n_channels=20, context_len=60, head="predict", n_outputs=1).d_model
         192
     """
-    budget = BUDGETS.get(name)
-    if budget is None:
-        known = ", ".join(BUDGETS)
-        raise ConfigError(f"unknown model budget {name!r}; known budgets: {known}")
+    budget = parse_budget(name)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     patch_len, stride = default_patching(context_len, overrides.get("patch_len"))
     head = overrides.get("head", "predict")
@@ -122,6 +237,8 @@ def budget_config(
         **overrides,
     }
     try:
+        if "d_ff" not in overrides and budget.d_ff is None:
+            fields["d_ff"] = _solve_d_ff(budget, fields)
         return ModelConfig.model_validate(fields)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, f"model for budget {name!r}")) from exc

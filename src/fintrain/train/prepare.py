@@ -16,7 +16,7 @@ from fintrain.data import fetch, raw_manifest, raw_path
 from fintrain.dataset import Splits, build_dataset
 from fintrain.errors import ConfigError
 from fintrain.features import TIERS, ensure_features_many, feature_names
-from fintrain.model import BUDGETS
+from fintrain.model import parse_budget
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,6 @@ def prepare_data(
 
 def check_names(cfg: RunConfig) -> None:
     """Reject an unknown budget or tier before any data is fetched or built."""
-    if cfg.model.budget not in BUDGETS:
-        raise ConfigError(f"unknown budget {cfg.model.budget!r}; known budgets: {', '.join(BUDGETS)}")
+    parse_budget(cfg.model.budget)
     if cfg.features.tier not in TIERS:
         raise ConfigError(f"unknown tier {cfg.features.tier!r}; known tiers: {', '.join(TIERS)}")
