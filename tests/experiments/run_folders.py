@@ -37,6 +37,7 @@ def write_run(
     task: str = "threshold",
     status: str = "finished",
     test: float = 0.55,
+    test_loss: float = 0.69,
     baselines: dict[str, dict[str, float]] | None = None,
     params: int = 1_985_025,
     steps: int = 40,
@@ -89,7 +90,7 @@ def write_run(
         summary = {
             "run_name": name, "status": "finished", "ticker": ticker, "tier": "a20", "budget": budget,
             "task": task, "params": params, "device": "cpu", "primary_metric": metric,
-            "test": {metric: test, "loss": 0.69},
+            "test": {metric: test, "loss": test_loss},
             "baselines": CLASSIFICATION_BASELINES if baselines is None else baselines,
             "best_epoch": 1, "best_val": {"loss": 0.68, metric: 0.56}, "steps": steps, "seconds": 3.0 * steps,
             "samples_per_s": 100.0, "temp_max_c": max(known) if known else None, "paused_total_s": 0.0,

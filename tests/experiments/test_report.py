@@ -118,3 +118,27 @@ def test_written_files_without_plots(sweep, tmp_path):
     md = (tmp_path / "out" / "report.md").read_text()
     assert "| 20m | 18.9M | 3 | 0.5700 | 0.5452 .. 0.5948 | 0.5600, 0.5800, 0.5700 |" in md
     assert "| baseline logistic (strongest) |" in md
+
+
+def test_size_axis_gets_a_power_law_fit_with_a_verdict(tmp_path, write_run):
+    # Test loss 0.6 + 0.1 (N / 50k)^-0.3 with a little seed noise, over four sizes.
+    noise = [-0.002, 0.0, 0.002]
+    for budget, params in (("50k", 50_000), ("100k", 100_000), ("300k", 300_000), ("1m", 1_000_000)):
+        for seed, e in enumerate(noise):
+            loss = 0.6 + 0.1 * (params / 50_000) ** -0.3 + e * (1 + seed % 2)
+            write_run(tmp_path, f"s-{budget}-seed{seed}", budget=budget, seed=seed, params=params,
+                      test_loss=loss, baselines=LOGISTIC_BEST)
+    report = build_report(list_runs(tmp_path))
+    (fit,) = report.scaling
+    assert fit.axis == "size" and fit.values == (50_000, 100_000, 300_000, 1_000_000)
+    assert fit.alpha == pytest.approx(0.3, abs=0.1) and fit.alpha_ci[0] > 0
+    assert fit.verdict.startswith("loss falls with size: α = ")
+    document = report.to_json()["scaling"][0]
+    assert document["verdict"] == fit.verdict and document["alpha_ci"] == list(fit.alpha_ci)
+    assert f"Scaling fit of the test loss (size): {fit.verdict}." in markdown(report)
+
+
+def test_two_budgets_say_why_there_is_no_fit(sweep):
+    (fit,) = build_report(list_runs(sweep)).scaling
+    assert not fit.fitted
+    assert fit.verdict == "no fit: 2 distinct size values; E + A·x^-α has 3 parameters and needs at least 4"

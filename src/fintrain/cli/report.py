@@ -51,6 +51,7 @@ def report(
     Each budget's test metric with its 95% interval over seeds, against the strongest baseline
     and against the next smaller budget; plots of the test metric against parameters, the loss
     curves, and the temperature over time. The statistics are Student-t intervals over seeds (not a bootstrap over test windows).
+    With 4 or more budgets the test loss is fitted to E + A·N^-α, with a bootstrap interval for α and a verdict.
     Plots are drawn with matplotlib (installed with fintrain).
 
     Example: fintrain report --sweep demo
@@ -77,6 +78,8 @@ def report(
     (out_console if out_console.is_terminal else Console(width=140)).print(_table(result))
     for c in result.comparisons:
         out_console.print(f"• {c.sentence}", highlight=False, soft_wrap=True)
+    for fit in result.scaling:
+        out_console.print(f"• scaling fit of the test loss ({fit.axis}): {fit.verdict}", highlight=False, soft_wrap=True)
     out_console.print(f"method: {result.method}.", style="dim", highlight=False, soft_wrap=True)
     for note in result.notes:
         err_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)

@@ -10,6 +10,10 @@ task's primary metric: AUC, or MSE for returns):
 An interval that excludes zero in the better direction is called "beyond seed noise". This is
 a t-interval over seeds, not a bootstrap over test windows: it measures how much the result
 moves when only the seed changes, which is the noise a scaling claim has to beat.
+
+The size axis also gets a scaling-law fit of the test loss, L(N) = E + A·N^-α over the budgets'
+parameter counts, with a bootstrap interval for α and a verdict
+(``fintrain.experiments.scaling``); with fewer than 4 budgets the report says why there is none.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 
 from fintrain.errors import ReportError
 from fintrain.experiments.runs import FINISHED, HIGHER_IS_BETTER, RunRecord
+from fintrain.experiments.scaling import ScalingFit, scaling_fit
 from fintrain.experiments.stats import (
     CONFIDENCE,
     Interval,
@@ -86,6 +91,7 @@ class Report:
     left_out: list[RunRecord]
     notes: list[str] = field(default_factory=list)
     method: str = METHOD
+    scaling: list[ScalingFit] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The report as a JSON document (``report.json``, ``fintrain report --json``)."""
@@ -113,6 +119,7 @@ class Report:
             ],
             "left_out": [{"name": r.name, "status": r.status} for r in self.left_out],
             "notes": self.notes,
+            "scaling": [f.to_json() for f in self.scaling],
         }
 
 
@@ -251,7 +258,20 @@ def build_report(runs: Sequence[RunRecord]) -> Report:
             comparisons.append(Comparison(b.budget, smaller.budget, "budget", diff, verdict,
                                           _sentence(b.budget, smaller.budget, "budget", metric, diff, verdict)))
     return Report(metric, higher, tasks[0], budgets, baselines, best_baseline, comparisons,
-                  list(finished), left_out, notes)
+                  list(finished), left_out, notes, scaling=[size_fit(budgets)])
+
+
+def _test_loss(run: RunRecord) -> float | None:
+    value = ((run.summary or {}).get("test") or {}).get("loss")
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def size_fit(budgets: Sequence[BudgetStats], resamples: int = 1000) -> ScalingFit:
+    """The scaling-law fit of the test loss against parameters, over the budgets with a loss."""
+    usable = [(b, [v for v in map(_test_loss, b.runs) if v is not None]) for b in budgets]
+    usable = [(b, losses) for b, losses in usable if losses and b.params > 0]
+    return scaling_fit("size", [b.params for b, _ in usable], [losses for _, losses in usable],
+                       resamples=resamples)
 
 
 def markdown(report: Report, images: Sequence[str] = ()) -> str:
@@ -270,6 +290,11 @@ def markdown(report: Report, images: Sequence[str] = ()) -> str:
         lines.append(f"| baseline {name}{best} | - | - | {value:.4f} | - | - |")
     lines += ["", f"{'Higher' if report.higher_is_better else 'Lower'} {m} is better. Method: {report.method}.", ""]
     lines += [f"- {c.sentence}" for c in report.comparisons]
+    for fit in report.scaling:
+        lines += ["", f"Scaling fit of the test loss ({fit.axis}): {fit.verdict}."]
+        if fit.fitted:
+            lines.append(f"L(x) = {fit.e:.4f} + {fit.a:.4f}·(x / {fit.values[0]:,.0f})^-{fit.alpha:.3f}; "
+                         f"interval from {fit.resamples} bootstrap resamples of {fit.method or 'nothing'}.")
     if report.left_out:
         lines += ["", "Not included (not finished): " + ", ".join(f"{r.name} ({r.status_label})" for r in report.left_out) + "."]
     if report.notes:
