@@ -51,3 +51,12 @@ def test_thermal_stop_exits_3_and_the_same_sweep_resumes(cli, tiny):
 
     clash = cli(*args, "--thermal-source", "none", "--lr", "0.1")
     assert clash.exit_code == 2 and "train.lr=0.0003 in the cell, 0.1 now" in clash.stderr
+
+
+def test_lr_and_lrs_together_exit_2_before_any_work(cli, tiny):
+    result = cli("sweep", "--name", "s", "--config", str(tiny), "--lr", "1e-3", "--lrs", "1e-3,3e-3")
+    assert result.exit_code == 2
+    assert "give --lr (one rate for every cell) or --lrs (tune each budget), not both" in result.stderr
+    bad = cli("sweep", "--name", "s", "--config", str(tiny), "--lrs", "1e-3,fast")
+    assert bad.exit_code == 2 and "--lrs: 'fast' is not a number" in bad.stderr
+    assert not cli.data_dir.exists() and not cli.runs_dir.exists()

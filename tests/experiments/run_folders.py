@@ -38,6 +38,8 @@ def write_run(
     status: str = "finished",
     test: float = 0.55,
     test_loss: float = 0.69,
+    val: float = 0.56,
+    lr: float = 3e-4,
     baselines: dict[str, dict[str, float]] | None = None,
     params: int = 1_985_025,
     steps: int = 40,
@@ -53,7 +55,7 @@ def write_run(
         "data": {"ticker": ticker, "source": "sample"},
         "model": {"budget": budget},
         "target": {"task": task},
-        "train": {"seed": seed, "max_steps": steps, "device": "cpu"},
+        "train": {"seed": seed, "max_steps": steps, "device": "cpu", "lr": lr},
         "thermal": {"source": "none" if temps is None else "replay:trace.csv"},
     })
     (run / "config.json").write_text(json.dumps(cfg.model_dump(mode="json")))
@@ -92,7 +94,7 @@ def write_run(
             "task": task, "params": params, "device": "cpu", "primary_metric": metric,
             "test": {metric: test, "loss": test_loss},
             "baselines": CLASSIFICATION_BASELINES if baselines is None else baselines,
-            "best_epoch": 1, "best_val": {"loss": 0.68, metric: 0.56}, "steps": steps, "seconds": 3.0 * steps,
+            "best_epoch": 1, "best_val": {"loss": 0.68, metric: val}, "steps": steps, "seconds": 3.0 * steps,
             "samples_per_s": 100.0, "temp_max_c": max(known) if known else None, "paused_total_s": 0.0,
             "windows": {"train": 1000, "val": 200, "test": 200},
         }

@@ -142,3 +142,30 @@ def test_two_budgets_say_why_there_is_no_fit(sweep):
     (fit,) = build_report(list_runs(sweep)).scaling
     assert not fit.fitted
     assert fit.verdict == "no fit: 2 distinct size values; E + A·x^-α has 3 parameters and needs at least 4"
+
+
+def test_tuned_rates_are_reported_and_only_the_chosen_rate_counts(tmp_path, write_run):
+    # 2m: seed 0 at three rates; validation picks 1e-3 (the middle); its test is the worst, which
+    # must not matter. 20m: validation picks 3e-3, the top of the grid: flagged.
+    for budget, params, vals, chosen in (("2m", 1_985_025, (0.52, 0.58, 0.55), 0.001),
+                                         ("20m", 18_912_769, (0.51, 0.53, 0.57), 0.003)):
+        for lr, val in zip((0.0003, 0.001, 0.003), vals):
+            test = 0.50 if lr == chosen else 0.65
+            write_run(tmp_path, f"t-{budget}-lr{lr:g}-seed0", budget=budget, seed=0, params=params, lr=lr,
+                      val=val, test=test, baselines=LOGISTIC_BEST)
+        for seed in (1, 2):
+            write_run(tmp_path, f"t-{budget}-lr{chosen:g}-seed{seed}", budget=budget, seed=seed, params=params,
+                      lr=chosen, val=0.5, test=0.52 + 0.01 * seed, baselines=LOGISTIC_BEST)
+    report = build_report(list_runs(tmp_path))
+    small, large = report.lr_tuning
+    assert (small.budget, small.chosen, small.at_edge) == ("2m", 0.001, False)
+    assert small.tried == ((0.0003, 0.52), (0.001, 0.58), (0.003, 0.55))
+    assert (large.budget, large.chosen, large.at_edge) == ("20m", 0.003, True)
+    assert large.sentence.endswith("best lr at grid edge: widen --lrs")
+    assert "budget 20m: best lr at grid edge: widen --lrs" in report.notes
+    # Each budget's statistics use its chosen rate's three seeds only.
+    assert [len(b.runs) for b in report.budgets] == [3, 3]
+    assert report.budgets[0].values == pytest.approx((0.50, 0.53, 0.54))
+    document = report.to_json()["lr_tuning"]
+    assert document[0]["tried"][1] == {"lr": 0.001, "val_auc": 0.58} and document[1]["at_grid_edge"] is True
+    assert "- 2m trains at lr 0.001 (validation, seed 0: 0.0003 0.5200, 0.001 0.5800, 0.003 0.5500)." in markdown(report)

@@ -145,3 +145,66 @@ def test_a_cell_that_died_before_its_first_checkpoint(tmp_path, tiny, monkeypatc
     result = sweep_lib.run_sweep(tiny, "x", ["2m"], 1, tmp_path / "data", runs, options=RunOptions(live=False, notify=notes.append))
     assert started == ["x-2m-seed0"] and not cell.exists() and result.cells[0].action == "new"
     assert "has no checkpoint to resume from; starting the cell again" in notes[0]
+
+
+class _NoTest(dict):
+    """A summary whose test metrics fail the test if anything reads them."""
+
+    def __getitem__(self, key):
+        assert key != "test", "the learning-rate choice read the test split"
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        assert key != "test", "the learning-rate choice read the test split"
+        return super().get(key, default)
+
+
+def test_lr_choice_reads_validation_only():
+    # The test split favours 3e-3; validation favours 1e-3, which is chosen.
+    summaries = {
+        0.0003: _NoTest(best_val={"auc": 0.52, "loss": 0.70}, test={"auc": 0.50}),
+        0.001: _NoTest(best_val={"auc": 0.56, "loss": 0.69}, test={"auc": 0.51}),
+        0.003: _NoTest(best_val={"auc": 0.54, "loss": 0.71}, test={"auc": 0.60}),
+    }
+    tried = {lr: sweep_lib.validation_value(s, "auc") for lr, s in summaries.items()}
+    assert sweep_lib.choose_lr(tried, "auc") == 0.001
+    assert not sweep_lib.at_grid_edge(0.001, list(tried))
+    # Lower is better for mse; a diverged rate (no value) is passed over; ties go to the smaller rate.
+    assert sweep_lib.choose_lr({0.001: 0.02, 0.003: 0.01, 0.01: None}, "mse") == 0.003
+    assert sweep_lib.choose_lr({0.001: 0.5, 0.003: 0.5}, "auc") == 0.001
+    assert sweep_lib.at_grid_edge(0.003, [0.001, 0.003])
+    with pytest.raises(ConfigError, match="no learning rate of 0.001, 0.003 gave a validation auc"):
+        sweep_lib.choose_lr({0.001: None, 0.003: None}, "auc")
+
+
+def test_parse_lrs_and_cell_names():
+    assert sweep_lib.parse_lrs("3e-3, 3e-4,1e-3") == [0.0003, 0.001, 0.003]
+    assert sweep_lib.cell_name("s", "300k", 0, 0.0003) == "s-300k-lr0.0003-seed0"
+    match = sweep_lib.cell_pattern("s").fullmatch("s-300k-lr0.0003-seed0")
+    assert (match["budget"], match["lr"], match["seed"]) == ("300k", "0.0003", "0")
+    for bad, message in (("", "empty"), ("1e-3,x", "'x' is not a number"), ("0", "not a learning rate"),
+                         ("1e-3,0.001", "names 0.001 twice")):
+        with pytest.raises(ConfigError, match=message):
+            sweep_lib.parse_lrs(bad)
+
+
+def test_tuning_sweep_trains_seed0_at_each_rate_then_the_rest_at_the_chosen_one(tmp_path, tiny, monkeypatch):
+    data, runs = tmp_path / "data", tmp_path / "runs"
+    first = sweep_lib.run_sweep(tiny, "t", ["2m"], 1, data, runs, lrs="1e-3,1e-2", options=QUIET)
+    assert [(c.cell.name, c.action) for c in first.cells] == [("t-2m-lr0.001-seed0", "new"), ("t-2m-lr0.01-seed0", "new")]
+    val = {c.cell.lr: c.summary["best_val"]["auc"] for c in first.cells}
+    chosen = sweep_lib.choose_lr(val, "auc")
+    # Make the test metric of the rate not chosen the best by far: the choice must not move.
+    other = next(c for c in first.cells if c.cell.lr != chosen)
+    summary = json.loads((other.run_dir / "summary.json").read_text())
+    summary["test"]["auc"] = 0.99
+    (other.run_dir / "summary.json").write_text(json.dumps(summary))
+
+    # The same sweep with a second seed resumes: seed 0 is read back, seed 1 trains at the chosen rate.
+    again = sweep_lib.run_sweep(tiny, "t", ["2m"], 2, data, runs, lrs="1e-3,1e-2", options=QUIET)
+    assert [(c.cell.name, c.action) for c in again.cells] == [
+        ("t-2m-lr0.001-seed0", "skip"), ("t-2m-lr0.01-seed0", "skip"),
+        (sweep_lib.cell_name("t", "2m", 1, chosen), "new")]
+    assert again.cells[-1].summary is not None
+    stored = json.loads((runs / sweep_lib.cell_name("t", "2m", 1, chosen) / "config.json").read_text())
+    assert stored["train"]["lr"] == chosen and stored["train"]["seed"] == 1

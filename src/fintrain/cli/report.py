@@ -78,6 +78,8 @@ def report(
     (out_console if out_console.is_terminal else Console(width=140)).print(_table(result))
     for c in result.comparisons:
         out_console.print(f"• {c.sentence}", highlight=False, soft_wrap=True)
+    for t in result.lr_tuning:
+        out_console.print(f"• {t.sentence}", highlight=False, soft_wrap=True)
     for fit in result.scaling:
         out_console.print(f"• scaling fit of the test loss ({fit.axis}): {fit.verdict}", highlight=False, soft_wrap=True)
     out_console.print(f"method: {result.method}.", style="dim", highlight=False, soft_wrap=True)

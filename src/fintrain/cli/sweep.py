@@ -16,7 +16,7 @@ from fintrain.cli.common import (
     workspace,
 )
 from fintrain.cli.train import _batch_size, _notify
-from fintrain.errors import TrainingStopped
+from fintrain.errors import ConfigError, TrainingStopped
 from fintrain.experiments import sweep as sweep_lib
 from fintrain.train.options import RunOptions
 
@@ -70,6 +70,7 @@ def sweep(
     max_steps: Annotated[Optional[int], typer.Option(help="Stop each cell after this many optimizer steps.")] = None,
     batch_size: Annotated[Optional[str], typer.Option(help="Samples per step, or auto.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default: 3e-4).")] = None,
+    lrs: Annotated[Optional[str], typer.Option(help="Tune each budget over these rates (3e-4,1e-3,3e-3): seed 0 trains at each, the best on validation is chosen, the other seeds train at it.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, mps, cuda or cpu (default: auto).")] = None,
     precision: Annotated[Optional[str], typer.Option(help="fp32 or bf16 (autocast) (default: fp32).")] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option(help="Save last.pt every N steps (and at each epoch end).")] = None,
@@ -84,9 +85,15 @@ def sweep(
     resumes from its last.pt. A thermal critical ends the sweep with exit code 3, Ctrl-C with
     130, both after the cell saved its checkpoint. Compare the cells with `fintrain report`.
 
+    With --lrs, seed 0 of each budget trains at every rate (runs/<name>-<budget>-lr<rate>-seed0),
+    the rate with the best validation metric is chosen (the test split is not looked at), and the
+    other seeds train at that rate only.
+
     Example: fintrain sweep --name demo --ticker MSFT --source sample --budgets 2m,20m --seeds 2 --max-steps 50
     """
     ws = workspace(ctx)
+    if lr is not None and lrs is not None:
+        raise ConfigError("give --lr (one rate for every cell) or --lrs (tune each budget), not both")
     base = run_config(
         config,
         {
@@ -101,7 +108,7 @@ def sweep(
     )
     live = not no_live and not json_ and err_console.is_terminal
     try:
-        result = sweep_lib.run_sweep(base, name, budgets.split(","), seeds, ws.data_dir, ws.runs_dir,
+        result = sweep_lib.run_sweep(base, name, budgets.split(","), seeds, ws.data_dir, ws.runs_dir, lrs=lrs,
                                      options=RunOptions(live=live, console=err_console, notify=_notify),
                                      on_cell=_progress)
     except TrainingStopped as stop:
@@ -118,5 +125,5 @@ def sweep(
 
 
 def _cell_json(r: sweep_lib.CellResult) -> dict[str, Any]:
-    return {"name": r.cell.name, "budget": r.cell.budget, "seed": r.cell.seed, "action": r.action,
+    return {"name": r.cell.name, "budget": r.cell.budget, "seed": r.cell.seed, "lr": r.cell.lr, "action": r.action,
             "run_dir": str(r.run_dir), "seconds": r.seconds, "summary": r.summary}

@@ -29,6 +29,7 @@ from typing import Any
 from fintrain.errors import ReportError
 from fintrain.experiments.runs import FINISHED, HIGHER_IS_BETTER, RunRecord
 from fintrain.experiments.scaling import ScalingFit, scaling_fit
+from fintrain.experiments.sweep import at_grid_edge, choose_lr, validation_value
 from fintrain.experiments.stats import (
     CONFIDENCE,
     Interval,
@@ -76,6 +77,30 @@ class Comparison:
     sentence: str
 
 
+@dataclass(frozen=True)
+class LrTuning:
+    """How a budget's learning rate was chosen in a tuning sweep (``--lrs``).
+
+    Attributes:
+        budget: the budget.
+        tried: each rate of seed 0 with its validation value of the primary metric.
+        chosen: the rate with the best validation value; the budget's statistics use its runs.
+        at_edge: the chosen rate is the smallest or largest tried.
+    """
+
+    budget: str
+    tried: tuple[tuple[float, float | None], ...]
+    chosen: float
+    at_edge: bool
+
+    @property
+    def sentence(self) -> str:
+        """The choice in words."""
+        rates = ", ".join(f"{lr:g} {'-' if v is None else f'{v:.4f}'}" for lr, v in self.tried)
+        edge = "; best lr at grid edge: widen --lrs" if self.at_edge else ""
+        return f"{self.budget} trains at lr {self.chosen:g} (validation, seed 0: {rates}){edge}"
+
+
 @dataclass
 class Report:
     """Everything ``fintrain report`` prints, writes and plots."""
@@ -92,6 +117,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     method: str = METHOD
     scaling: list[ScalingFit] = field(default_factory=list)
+    lr_tuning: list[LrTuning] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The report as a JSON document (``report.json``, ``fintrain report --json``)."""
@@ -120,6 +146,11 @@ class Report:
             "left_out": [{"name": r.name, "status": r.status} for r in self.left_out],
             "notes": self.notes,
             "scaling": [f.to_json() for f in self.scaling],
+            "lr_tuning": [
+                {"budget": t.budget, "chosen_lr": t.chosen, "at_grid_edge": t.at_edge, "sentence": t.sentence,
+                 "tried": [{"lr": lr, f"val_{self.metric}": v} for lr, v in t.tried]}
+                for t in self.lr_tuning
+            ],
         }
 
 
@@ -215,6 +246,15 @@ def build_report(runs: Sequence[RunRecord]) -> Report:
     groups: dict[str, list[RunRecord]] = {}
     for r in finished:
         groups.setdefault(r.budget, []).append(r)
+    tuning = []
+    for budget, members in groups.items():
+        rates = sorted({_lr(r) for r in members})
+        if len(rates) > 1:
+            tried = {lr: next((validation_value(r.summary or {}, metric) for r in members
+                               if _lr(r) == lr and r.seed == 0), None) for lr in rates}
+            chosen = choose_lr(tried, metric)
+            tuning.append(LrTuning(budget, tuple(tried.items()), chosen, at_grid_edge(chosen, rates)))
+            groups[budget] = [r for r in members if _lr(r) == chosen]
     budgets = []
     for budget, members in groups.items():
         members.sort(key=lambda r: (r.seed, r.name))
@@ -257,8 +297,15 @@ def build_report(runs: Sequence[RunRecord]) -> Report:
             verdict = _verdict(_oriented(diff, higher))
             comparisons.append(Comparison(b.budget, smaller.budget, "budget", diff, verdict,
                                           _sentence(b.budget, smaller.budget, "budget", metric, diff, verdict)))
+    order = [b.budget for b in budgets]
+    tuning.sort(key=lambda t: order.index(t.budget))
+    notes += [f"budget {t.budget}: best lr at grid edge: widen --lrs" for t in tuning if t.at_edge]
     return Report(metric, higher, tasks[0], budgets, baselines, best_baseline, comparisons,
-                  list(finished), left_out, notes, scaling=[size_fit(budgets)])
+                  list(finished), left_out, notes, scaling=[size_fit(budgets)], lr_tuning=tuning)
+
+
+def _lr(run: RunRecord) -> float:
+    return float(run.config.get("train", {}).get("lr", math.nan))
 
 
 def _test_loss(run: RunRecord) -> float | None:
@@ -290,6 +337,8 @@ def markdown(report: Report, images: Sequence[str] = ()) -> str:
         lines.append(f"| baseline {name}{best} | - | - | {value:.4f} | - | - |")
     lines += ["", f"{'Higher' if report.higher_is_better else 'Lower'} {m} is better. Method: {report.method}.", ""]
     lines += [f"- {c.sentence}" for c in report.comparisons]
+    if report.lr_tuning:
+        lines += ["", "Learning rates (tuned on validation; test not used):", *[f"- {t.sentence}." for t in report.lr_tuning]]
     for fit in report.scaling:
         lines += ["", f"Scaling fit of the test loss ({fit.axis}): {fit.verdict}."]
         if fit.fitted:
