@@ -23,7 +23,7 @@ def test_point_fit_is_exact_on_a_noiseless_curve() -> None:
 def test_recovers_a_known_alpha_within_its_interval() -> None:
     rng = np.random.default_rng(7)
     curve = power_law(np.asarray(SIZES) / SIZES[0], 0.6, 0.3, 0.25)
-    fit = scaling_fit("size", SIZES, _seed_losses(curve, 3, 0.004, rng), resamples=300, seed=1)
+    fit = scaling_fit("size", SIZES, _seed_losses(curve, 3, 0.004, rng), resamples=200, seed=1)
     low, high = fit.alpha_ci
     assert low < 0.25 < high and low > 0
     assert high - low < 0.3
@@ -35,7 +35,7 @@ def test_recovers_a_known_alpha_within_its_interval() -> None:
 def test_flat_data_is_no_detectable_scaling() -> None:
     rng = np.random.default_rng(3)
     losses = _seed_losses(np.full(len(SIZES), 0.69), 3, 0.004, rng)
-    fit = scaling_fit("size", SIZES, losses, resamples=300, seed=1)
+    fit = scaling_fit("size", SIZES, losses, resamples=200, seed=1)
     assert fit.fitted and fit.alpha_ci[0] <= 0 <= fit.alpha_ci[1]
     assert fit.verdict.startswith("no detectable scaling: the interval for α includes 0")
 
@@ -63,7 +63,7 @@ def test_date_blocks_resample_the_shared_test_windows() -> None:
     windows = [[c + shock + rng.normal(0.0, 0.02, n) for _ in range(2)] for c in curve]
     losses = [[float(w.mean()) for w in runs] for runs in windows]
     fit = scaling_fit("size", SIZES, losses, window_losses=windows, dates=dates, block_days=10,
-                      resamples=300, seed=2)
+                      resamples=200, seed=2)
     assert fit.alpha_ci[0] < 0.25 < fit.alpha_ci[1] and fit.alpha_ci[0] > 0
     assert fit.method == "seeds and 10-day blocks of test dates"
     with pytest.raises(ValueError, match="dates"):

@@ -188,6 +188,7 @@ def test_parse_lrs_and_cell_names():
             sweep_lib.parse_lrs(bad)
 
 
+@pytest.mark.slow
 def test_tuning_sweep_trains_seed0_at_each_rate_then_the_rest_at_the_chosen_one(tmp_path, tiny, monkeypatch):
     data, runs = tmp_path / "data", tmp_path / "runs"
     first = sweep_lib.run_sweep(tiny, "t", ["2m"], 1, data, runs, lrs="1e-3,1e-2", options=QUIET)
