@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -13,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import polars as pl
 import pytest
 import torch
 
@@ -56,7 +58,8 @@ def test_run_folder_files_and_schemas(cli, tiny_config):
     result = cli("train", "--config", str(tiny_config), "--run-name", "r1")
     assert result.exit_code == 0, result.output
     run = cli.runs_dir / "r1"
-    assert {p.name for p in run.iterdir()} >= {"config.json", "metrics.jsonl", "summary.json", "checkpoints", "tb"}
+    assert {p.name for p in run.iterdir()} >= {"config.json", "metrics.jsonl", "summary.json", "checkpoints", "tb",
+                                                "predictions.parquet", "equity.png"}
     assert (run / "checkpoints" / "last.pt").is_file() and (run / "checkpoints" / "best.pt").is_file()
     config = json.loads((run / "config.json").read_text())
     assert config["data"]["ticker"] == "MSFT" and config["train"]["batch_size"] == 64
@@ -65,7 +68,25 @@ def test_run_folder_files_and_schemas(cli, tiny_config):
     assert set(summary["test"]) == {"loss", "auc", "accuracy", "brier", "log_loss", "pos_rate"}
     assert set(summary["baselines"]) == {"base_rate", "always_up", "logistic", "gbdt"}
     for metrics in summary["baselines"].values():
-        assert set(metrics) == {"auc", "accuracy", "brier", "log_loss", "pos_rate"}
+        assert set(metrics) == {"auc", "accuracy", "brier", "log_loss", "pos_rate", "ci"}
+        lo, hi = metrics["ci"]["auc"]
+        assert math.isfinite(lo) and lo <= metrics["auc"] <= hi
+    assert summary["selected_on"] == "auc"
+    assert set(summary["test_ci"]) == set(summary["test"]) - {"loss"}
+    assert all(math.isfinite(v) for ci in summary["test_ci"].values() for v in ci)
+    assert set(summary["comparisons"]) == set(summary["baselines"])
+    for c in summary["comparisons"].values():
+        assert c["metric"] == "auc" and c["verdict"] in ("better", "worse", "indistinguishable")
+        assert c["ci"][0] <= c["ci"][1] and math.isfinite(c["diff"])
+    assert set(summary["trading"]) == {"PatchTST", "logistic", "gbdt", "buy_and_hold"}
+    for measures in summary["trading"].values():
+        assert all(math.isfinite(measures[k]) for k in ("ann_return", "ann_vol", "max_drawdown", "turnover", "exposure"))
+    assert "ic" not in summary  # one ticker: no cross-section
+    predictions = pl.read_parquet(run / "predictions.parquet")
+    assert predictions.columns == ["split", "date", "ticker", "label", "next_return", "PatchTST",
+                                   "base_rate", "always_up", "logistic", "gbdt"]
+    assert predictions.filter(pl.col("split") == "test").height == summary["windows"]["test"]
+    assert predictions.filter(pl.col("split") == "val").height == summary["windows"]["val"]
     assert summary["device"].startswith("cpu") and summary["steps"] > 0
     assert summary["data_md5"]["raw"] and summary["data_md5"]["features"]
     assert summary["samples_per_s"] > 0 and summary["best_epoch"] in (0, 1)
@@ -77,7 +98,11 @@ def test_run_folder_files_and_schemas(cli, tiny_config):
     assert len(epochs) == 2 and "val/auc" in epochs[0]
     # Plain output (CliRunner is no terminal): no escape codes, one line per epoch.
     assert "\x1b[" not in result.output
-    assert "test metrics" in result.stdout and "logistic" in result.stdout
+    assert "test metrics" in result.stdout and "logistic" in result.stdout and "gbdt" in result.stdout
+    assert "trading view" in result.stdout and "buy_and_hold" in result.stdout
+    gbdt = summary["comparisons"]["gbdt"]
+    assert (f"PatchTST 2m vs gbdt: AUC {gbdt['diff']:+.3f} (95% CI {gbdt['ci'][0]:+.3f}..{gbdt['ci'][1]:+.3f}), "
+            f"{gbdt['verdict']}") in result.stdout
 
 
 @pytest.mark.slow

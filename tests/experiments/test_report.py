@@ -169,3 +169,30 @@ def test_tuned_rates_are_reported_and_only_the_chosen_rate_counts(tmp_path, writ
     document = report.to_json()["lr_tuning"]
     assert document[0]["tried"][1] == {"lr": 0.001, "val_auc": 0.58} and document[1]["at_grid_edge"] is True
     assert "- 2m trains at lr 0.001 (validation, seed 0: 0.0003 0.5200, 0.001 0.5800, 0.003 0.5500)." in markdown(report)
+
+
+def test_gbdt_row_trading_measures_and_ic_as_mean_and_std_over_seeds(tmp_path, write_run):
+    sharpes = [0.4, 0.8]
+    for seed, sharpe in enumerate(sharpes):
+        run = write_run(tmp_path, f"u-2m-seed{seed}", seed=seed, test=0.55 + 0.01 * seed,
+                        baselines={**LOGISTIC_BEST, "gbdt": {"auc": 0.56}})
+        summary = json.loads((run / "summary.json").read_text())
+        summary["trading"] = {
+            "PatchTST": {"ann_return": 0.1 * (seed + 1), "sharpe": sharpe, "max_drawdown": 0.2, "turnover": 0.1},
+            "gbdt": {"ann_return": 0.05, "sharpe": 0.3, "max_drawdown": 0.25, "turnover": 0.2},
+            "buy_and_hold": {"ann_return": 0.08, "sharpe": 0.5, "max_drawdown": 0.3, "turnover": 0.0},
+        }
+        summary["ic"] = {"PatchTST": {"ic": 0.02 + 0.02 * seed, "icir": 0.1, "rank_ic": 0.03, "rank_icir": 0.2}}
+        (run / "summary.json").write_text(json.dumps(summary))
+    report = build_report(list_runs(tmp_path))
+    assert report.baselines["gbdt"] == 0.56 and report.best_baseline == "gbdt"
+    assert list(report.trading) == ["PatchTST 2m", "buy_and_hold", "gbdt"]
+    mean, std, n = report.trading["PatchTST 2m"]["sharpe"]
+    assert (mean, n) == (pytest.approx(0.6), 2) and std == pytest.approx(0.2828427, abs=1e-6)  # sd of 0.4, 0.8
+    assert report.trading["buy_and_hold"]["sharpe"][:2] == (pytest.approx(0.5), 0.0)
+    assert report.ic["PatchTST 2m"]["ic"][:2] == (pytest.approx(0.03), pytest.approx(0.0141421, abs=1e-6))
+    text = markdown(report)
+    assert "| PatchTST 2m | 2 | 0.1500 ± 0.0707 |" in text  # ann_return of 0.1 and 0.2
+    assert "| baseline gbdt (strongest) |" in text
+    assert "| PatchTST 2m | 0.0300 ± 0.0141 |" in text
+    assert report.to_json()["trading"]["gbdt"]["sharpe"] == {"mean": 0.3, "std": 0.0, "n": 2}

@@ -1,5 +1,6 @@
 """The loop's pure helpers (learning-rate schedule, loss choice, positive-class weight) and fit()'s records."""
 
+import numpy as np
 import polars as pl
 import pytest
 import torch
@@ -8,14 +9,17 @@ from torch import nn
 from fintrain.config import TrainConfig
 from fintrain.dataset import WindowSet
 from fintrain.thermal import ThermalStatus
+from fintrain.train.checkpoint import load_checkpoint
 from fintrain.train.loop import (
     Checkpointer,
     FitData,
     FitState,
     StopReason,
+    evaluate,
     fit,
     loss_function,
     lr_factor,
+    predict,
     resolve_pos_weight,
     total_steps,
     train_step,
@@ -196,3 +200,49 @@ def test_train_step_clips_the_gradient_norm():
     train_step(unclipped, sgd, loss_function("return"), x, y, TrainConfig(grad_clip=None, batch_size=8))
     free = torch.cat([(p.detach() - b).reshape(-1) for p, b in zip(unclipped.parameters(), before, strict=True)])
     assert free.norm().item() > 10  # without the clip the same batch moves the weights far more
+
+
+def _fit_selecting(tmp_path, select):
+    torch.manual_seed(1)
+    cfg = TrainConfig(epochs=6, log_every=50, warmup_steps=0, batch_size=16, lr=0.05, patience=10, seed=1)
+    data = FitData(tiny_split(128, 1), tiny_split(64, 3), "direction", select)
+    folder = tmp_path / select
+    folder.mkdir()
+    return fit(LastRow(), data, cfg, RecordingSink(), Checkpointer(folder, {})), folder
+
+
+def test_selection_on_validation_auc_picks_another_epoch_than_validation_loss(tmp_path):
+    by_auc, auc_dir = _fit_selecting(tmp_path, "auc")
+    by_loss, loss_dir = _fit_selecting(tmp_path, "loss")
+    # The same training either way (patience is not reached): only the choice differs.
+    losses = [r.val["loss"] for r in by_loss.history]
+    aucs = [r.val["auc"] for r in by_auc.history]
+    assert losses == [r.val["loss"] for r in by_auc.history]
+    assert by_loss.state.best_epoch == int(np.argmin(losses)) == 4
+    assert by_auc.state.best_epoch == int(np.argmax(aucs)) == 3
+    assert by_auc.state.best_score == max(aucs) and by_auc.state.best_metric == max(aucs)
+    assert by_auc.state.best_val == losses[3]  # the loss of the selected epoch, not the lowest
+    # best.pt holds the selected epoch's weights.
+    assert load_checkpoint(auc_dir / "best.pt")["state"]["best_epoch"] == 3
+    assert load_checkpoint(loss_dir / "best.pt")["state"]["best_epoch"] == 4
+
+
+def test_evaluation_runs_in_float32_whatever_the_training_precision():
+    class Probe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(3, 1)
+            self.dtypes = []
+
+        def forward(self, x):
+            out = self.linear(x[:, -1])
+            self.dtypes.append(out.dtype)
+            return out
+
+    model = Probe()
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as a bf16 training step would leave it
+        output, _ = predict(model, tiny_split(32, 1), 8, "direction")
+        evaluate(model, tiny_split(32, 1), 8, "direction", loss_function("direction"))
+    assert set(model.dtypes) == {torch.float32}
+    # bf16 logits tie: at most 256 values per binade; float32 ones on 32 windows are all distinct.
+    assert len(np.unique(output)) == 32

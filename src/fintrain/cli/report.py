@@ -38,6 +38,19 @@ def _table(report: report_lib.Report) -> Table:
     return table
 
 
+def _measures_table(rows: dict[str, dict[str, tuple[float, float, int]]], title: str, first: str) -> Table:
+    measures = list(dict.fromkeys(m for values in rows.values() for m in values))
+    table = Table(title=title)
+    table.add_column(first, no_wrap=True)
+    table.add_column("runs", justify="right")
+    for m in measures:
+        table.add_column(m, justify="right")
+    for row, values in rows.items():
+        n = max(v[2] for v in values.values())
+        table.add_row(row, str(n), *(report_lib.fmt_mean_std(values.get(m)) for m in measures))
+    return table
+
+
 def report(
     ctx: typer.Context,
     runs: Annotated[Optional[list[str]], typer.Argument(help="Run names (in --runs-dir) or run folders.", show_default=False)] = None,
@@ -75,7 +88,12 @@ def report(
         print_json({**result.to_json(), "files": [str(p) for p in written]})
         return
     # Piped output is not bound to a terminal's width: keep each budget's row on one line.
-    (out_console if out_console.is_terminal else Console(width=140)).print(_table(result))
+    console = out_console if out_console.is_terminal else Console(width=140)
+    console.print(_table(result))
+    if result.trading:
+        console.print(_measures_table(result.trading, "trading view on the test dates (mean ± std over runs)", "strategy"))
+    if result.ic:
+        console.print(_measures_table(result.ic, "cross-sectional IC on the test dates (mean ± std over runs)", "predictor"))
     for c in result.comparisons:
         out_console.print(f"• {c.sentence}", highlight=False, soft_wrap=True)
     for t in result.lr_tuning:

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fintrain.cli.common import out_console, print_json, workspace
-from fintrain.cli.train import render_summary
+from fintrain.cli.train import print_verdicts
 from fintrain.experiments.runs import RunRecord, list_runs, read_run, resolve_run
 
 app = typer.Typer(
@@ -122,7 +122,7 @@ def show(
     )
     out_console.print(_config_table(record.config))
     if record.summary is not None:
-        out_console.print(render_summary(record.summary))
+        print_verdicts(record.summary)
     else:
         resume = f"; continue with: fintrain train --resume {record.path}" if record.resumable and record.status != "running" else ""
         best = f"best validation {record.primary_metric} {record.best_val:.4f}" if record.best_val is not None else "no validation yet"

@@ -29,17 +29,103 @@ def _notify(message: str) -> None:
     err_console.print(message, style="dim", highlight=False, soft_wrap=True)
 
 
+def _interval(ci: Any, signed: bool = False) -> str:
+    if not isinstance(ci, list | tuple) or len(ci) != 2:
+        return "-"
+    fmt = "{:+.4f}" if signed else "{:.4f}"
+    return f"{fmt.format(ci[0])}..{fmt.format(ci[1])}"
+
+
+def _level(summary: dict[str, Any]) -> str:
+    return f"{round(100 * summary.get('eval', {}).get('ci', 0.95))}%"
+
+
 def render_summary(summary: dict[str, Any]) -> Table:
-    """Test metrics of the model beside each baseline, one row per predictor."""
+    """Test metrics of the model beside each baseline, one row per predictor, with the bootstrap
+    interval of the primary metric and of the model's paired difference from each baseline."""
     metrics = list(summary["test"].keys())
-    table = Table(title=f"test metrics ({summary['windows']['test']:,} windows)")
+    primary = summary.get("primary_metric", metrics[0])
+    has_ci = "test_ci" in summary
+    selected = f", selected on validation {summary['selected_on']}" if "selected_on" in summary else ""
+    table = Table(title=f"test metrics ({summary['windows']['test']:,} windows{selected})")
     table.add_column("predictor", no_wrap=True)
     for m in metrics:
         table.add_column(m, justify="right")
-    table.add_row(f"PatchTST {summary['budget']}", *(f"{summary['test'][m]:.4f}" for m in metrics), style="bold")
+    if has_ci:
+        table.add_column(f"{primary} {_level(summary)} CI", justify="right")
+        table.add_column(f"PatchTST - this, {_level(summary)} CI", justify="right")
+    ci_cells = [_interval(summary["test_ci"].get(primary)), ""] if has_ci else []
+    table.add_row(f"PatchTST {summary['budget']}", *(f"{summary['test'][m]:.4f}" for m in metrics), *ci_cells, style="bold")
+    comparisons = summary.get("comparisons", {})
     for name, values in summary["baselines"].items():
-        table.add_row(name, *(f"{values[m]:.4f}" if m in values else "-" for m in metrics))
+        cells = [f"{values[m]:.4f}" if isinstance(values.get(m), int | float) else "-" for m in metrics]
+        if has_ci:
+            comparison = comparisons.get(name, {})
+            verdict = f" {comparison['verdict']}" if "verdict" in comparison else ""
+            cells += [_interval(values.get("ci", {}).get(primary)), _interval(comparison.get("ci"), signed=True) + verdict]
+        table.add_row(name, *cells)
     return table
+
+
+TRADING_COLUMNS = (("ann_return", "ann. return", "{:+.2%}"), ("ann_vol", "ann. vol", "{:.2%}"), ("sharpe", "Sharpe", "{:.2f}"),
+                   ("max_drawdown", "max drawdown", "{:.2%}"), ("turnover", "turnover", "{:.3f}"), ("exposure", "exposure", "{:.2f}"))
+
+
+def render_trading(summary: dict[str, Any]) -> Table:
+    """The long/flat strategy of the model and each learned baseline beside buy-and-hold (test dates)."""
+    trading = summary["trading"]
+    cost = summary.get("eval", {}).get("cost_bps", 5)
+    days = trading.get("buy_and_hold", {}).get("days", 0)
+    table = Table(title=f"trading view (test, {days:,} days, long/flat at the validation cut, {cost:g} bps per unit turnover)")
+    table.add_column("strategy", no_wrap=True)
+    for _, title, _ in TRADING_COLUMNS:
+        table.add_column(title, justify="right")
+    table.add_column("cut (val quantile)", justify="right")
+    table.add_column(f"Sharpe - buy&hold, {_level(summary)} CI", justify="right")
+    for name, values in trading.items():
+        label = f"PatchTST {summary['budget']}" if name == "PatchTST" else name
+        cells = [fmt.format(values[key]) if isinstance(values.get(key), int | float) else "-" for key, _, fmt in TRADING_COLUMNS]
+        vs = values.get("vs_buy_and_hold")
+        cells.append(f"{values['cut_quantile']:.1f}" if "cut_quantile" in values else "-")
+        cells.append(f"{_interval(vs['ci'], signed=True)} {vs['verdict']}" if vs else "-")
+        table.add_row(label, *cells, style="bold" if name == "PatchTST" else None)
+    return table
+
+
+def render_ic(summary: dict[str, Any]) -> Table:
+    """Daily cross-sectional IC and Rank IC (mean, std, IR) per predictor, for universes."""
+    table = Table(title="cross-sectional IC against the next day's return (test)")
+    table.add_column("predictor", no_wrap=True)
+    for title in ("IC", "ICIR", "Rank IC", "Rank ICIR", "days"):
+        table.add_column(title, justify="right")
+    for name, v in summary["ic"].items():
+        table.add_row(name, f"{v['ic']:+.4f}", f"{v['icir']:+.3f}", f"{v['rank_ic']:+.4f}", f"{v['rank_icir']:+.3f}", f"{v['days']:,}")
+    return table
+
+
+def verdict_lines(summary: dict[str, Any]) -> list[str]:
+    """One line per learned baseline: ``PatchTST 2m vs gbdt: AUC -0.031 (95% CI -0.058..-0.004), worse``."""
+    learned = [name for name in summary.get("trading", {}) if name not in ("PatchTST", "buy_and_hold")]
+    lines = []
+    for name in learned:
+        c = summary.get("comparisons", {}).get(name)
+        if c is None:
+            continue
+        lo, hi = c["ci"]
+        lines.append(f"PatchTST {summary['budget']} vs {name}: {c['metric'].upper()} {c['diff']:+.3f} "
+                     f"({_level(summary)} CI {lo:+.3f}..{hi:+.3f}), {c['verdict']}")
+    return lines
+
+
+def print_verdicts(summary: dict[str, Any]) -> None:
+    """The test table, the trading table, IC for universes, and the verdict lines (train, runs show)."""
+    out_console.print(render_summary(summary))
+    if summary.get("trading"):
+        out_console.print(render_trading(summary))
+    if summary.get("ic"):
+        out_console.print(render_ic(summary))
+    for line in verdict_lines(summary):
+        out_console.print(line, highlight=False, soft_wrap=True)
 
 
 def render_per_ticker(summary: dict[str, Any]) -> Table:
@@ -173,7 +259,7 @@ def train(
     if json_:
         print_json(summary)
         return
-    out_console.print(render_summary(summary))
+    print_verdicts(summary)
     if summary.get("per_ticker"):
         out_console.print(render_per_ticker(summary))
     out_console.print(

@@ -118,6 +118,11 @@ class Report:
     method: str = METHOD
     scaling: list[ScalingFit] = field(default_factory=list)
     lr_tuning: list[LrTuning] = field(default_factory=list)
+    # Row label -> measure -> (mean, std, runs) over seeds: each budget's long/flat strategy, the
+    # learned baselines' and buy-and-hold (from each run's summary "trading").
+    trading: dict[str, dict[str, tuple[float, float, int]]] = field(default_factory=dict)
+    # The same for IC, ICIR, Rank IC and Rank ICIR, for runs on a universe (summary "ic").
+    ic: dict[str, dict[str, tuple[float, float, int]]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The report as a JSON document (``report.json``, ``fintrain report --json``)."""
@@ -151,6 +156,10 @@ class Report:
                  "tried": [{"lr": lr, f"val_{self.metric}": v} for lr, v in t.tried]}
                 for t in self.lr_tuning
             ],
+            "trading": {row: {m: {"mean": v[0], "std": v[1], "n": v[2]} for m, v in measures.items()}
+                        for row, measures in self.trading.items()},
+            "ic": {row: {m: {"mean": v[0], "std": v[1], "n": v[2]} for m, v in measures.items()}
+                   for row, measures in self.ic.items()},
         }
 
 
@@ -301,7 +310,8 @@ def build_report(runs: Sequence[RunRecord]) -> Report:
     tuning.sort(key=lambda t: order.index(t.budget))
     notes += [f"budget {t.budget}: best lr at grid edge: widen --lrs" for t in tuning if t.at_edge]
     return Report(metric, higher, tasks[0], budgets, baselines, best_baseline, comparisons,
-                  list(finished), left_out, notes, scaling=[size_fit(budgets)], lr_tuning=tuning)
+                  list(finished), left_out, notes, scaling=[size_fit(budgets)], lr_tuning=tuning,
+                  trading=_over_seeds(budgets, "trading", TRADING_MEASURES), ic=_over_seeds(budgets, "ic", IC_MEASURES))
 
 
 def _lr(run: RunRecord) -> float:
@@ -319,6 +329,41 @@ def size_fit(budgets: Sequence[BudgetStats], resamples: int = 1000) -> ScalingFi
     usable = [(b, losses) for b, losses in usable if losses and b.params > 0]
     return scaling_fit("size", [b.params for b, _ in usable], [losses for _, losses in usable],
                        resamples=resamples)
+
+
+TRADING_MEASURES = ("ann_return", "ann_vol", "sharpe", "max_drawdown", "turnover", "exposure")
+IC_MEASURES = ("ic", "icir", "rank_ic", "rank_icir")
+
+
+def _mean_std(values: list[float]) -> tuple[float, float, int]:
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else math.nan
+    return mean, std, len(values)
+
+
+def _over_seeds(budgets: Sequence[BudgetStats], key: str, measures: Sequence[str]) -> dict[str, dict[str, tuple[float, float, int]]]:
+    """Mean and std over runs of a summary section (``trading`` or ``ic``), one row per budget's
+    model and one per other predictor (pooled over every run that has it)."""
+    rows: dict[str, dict[str, list[float]]] = {}
+    for b in budgets:
+        for r in b.runs:
+            for predictor, values in ((r.summary or {}).get(key) or {}).items():
+                row = f"PatchTST {b.budget}" if predictor == "PatchTST" else predictor
+                for m in measures:
+                    value = values.get(m)
+                    if isinstance(value, int | float) and math.isfinite(value):
+                        rows.setdefault(row, {}).setdefault(m, []).append(float(value))
+    models = [row for row in rows if row.startswith("PatchTST ")]
+    order = models + sorted(row for row in rows if row not in models)
+    return {row: {m: _mean_std(v) for m, v in rows[row].items()} for row in order}
+
+
+def fmt_mean_std(value: tuple[float, float, int] | None, fmt: str = "{:.4f}") -> str:
+    """``0.1234 ± 0.0100`` (no ± for a single run); ``-`` when there is no value."""
+    if value is None:
+        return "-"
+    mean, std, n = value
+    return fmt.format(mean) + (f" ± {fmt.format(std).lstrip('+')}" if n > 1 and math.isfinite(std) else "")
 
 
 def markdown(report: Report, images: Sequence[str] = ()) -> str:
@@ -344,6 +389,17 @@ def markdown(report: Report, images: Sequence[str] = ()) -> str:
         if fit.fitted:
             lines.append(f"L(x) = {fit.e:.4f} + {fit.a:.4f}·(x / {fit.values[0]:,.0f})^-{fit.alpha:.3f}; "
                          f"interval from {fit.resamples} bootstrap resamples of {fit.method or 'nothing'}.")
+    if report.trading:
+        lines += ["", "Trading view on the test dates (long/flat at the validation cut; mean ± std over runs):", "",
+                  "| strategy | runs | " + " | ".join(TRADING_MEASURES) + " |", "| --- | ---: |" + " ---: |" * len(TRADING_MEASURES)]
+        for row, values in report.trading.items():
+            n = max(v[2] for v in values.values())
+            lines.append(f"| {row} | {n} | " + " | ".join(fmt_mean_std(values.get(m)) for m in TRADING_MEASURES) + " |")
+    if report.ic:
+        lines += ["", "Cross-sectional IC against the next day's return (test; mean ± std over runs):", "",
+                  "| predictor | " + " | ".join(IC_MEASURES) + " |", "| --- |" + " ---: |" * len(IC_MEASURES)]
+        for row, values in report.ic.items():
+            lines.append(f"| {row} | " + " | ".join(fmt_mean_std(values.get(m)) for m in IC_MEASURES) + " |")
     if report.left_out:
         lines += ["", "Not included (not finished): " + ", ".join(f"{r.name} ({r.status_label})" for r in report.left_out) + "."]
     if report.notes:

@@ -17,16 +17,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import torch
 
 from fintrain import __version__
 from fintrain.config import RESUMABLE_FIELDS, ModelConfig, RunConfig, TrainConfig, validate_config
 from fintrain.device import device_label, manual_seed_all, resolve_device
-from fintrain.evaluate import baseline_scores, primary_metric, selection_metric, task_metrics
+from fintrain.evaluate import (
+    MODEL,
+    Assessment,
+    BaselineScores,
+    assess,
+    baseline_scores,
+    equity_plot,
+    primary_metric,
+    selection_metric,
+)
 from fintrain.errors import CheckpointError, ConfigError, RunBusyError, ThermalError
 from fintrain.model import build_model, count_parameters, model_config_for
 from fintrain.records import FinalRecord
-from fintrain.storage import atomic_write_json, utc_now
+from fintrain.storage import atomic_path, atomic_write_json, utc_now
 from fintrain.thermal import ThermalMonitor, open_sensor
 from fintrain.tracking import MultiSink, NullSink, RunInfo, make_sinks
 from fintrain.train.batch_cache import DEFAULT_BATCH_SIZE, lookup_batch_size
@@ -186,12 +196,12 @@ def _hparams(plan: Plan) -> dict[str, Any]:
     }
 
 
-def per_ticker_metrics(model: torch.nn.Module, data: Any, batch_size: int, task: str, precision: str) -> dict[str, dict[str, float]]:
+def per_ticker_metrics(model: torch.nn.Module, data: Any, batch_size: int, task: str) -> dict[str, dict[str, float]]:
     """Test metrics of each ticker's windows, when the split holds several tickers."""
     tickers = getattr(data, "tickers", None)
     if tickers is None or tickers.n_unique() < 2:
         return {}
-    output, labels = predict(model, data, batch_size, task, precision)
+    output, labels = predict(model, data, batch_size, task)
     names = np.asarray(tickers.to_list())
     return {
         str(t): {**task_metrics(task, labels[names == t], output[names == t]), "windows": int((names == t).sum())}
@@ -202,6 +212,48 @@ def per_ticker_metrics(model: torch.nn.Module, data: Any, batch_size: int, task:
 def _host(t: torch.Tensor) -> np.ndarray:
     """A float64 NumPy copy on the host: copied to the CPU first, cast there (MPS has no float64)."""
     return t.detach().cpu().numpy().astype(np.float64)
+
+
+def predictions_frame(
+    model: torch.nn.Module, plan: Plan, baselines: dict[str, BaselineScores]
+) -> pl.DataFrame:
+    """One row per validation and test window: split, date, ticker, label, next_return (close t to
+    close t+1), the model's score (``PatchTST``) and each baseline's (``predictions.parquet``)."""
+    splits, task = plan.prepared.splits, plan.cfg.target.task
+    parts = []
+    for name in ("val", "test"):
+        windows = getattr(splits, name)
+        output, labels = predict(model, windows, plan.batch_size, task)
+        tickers = windows.tickers if windows.tickers is not None else pl.Series([plan.cfg.data.tickers[0]] * len(windows))
+        parts.append(pl.DataFrame({
+            "split": [name] * len(windows),
+            "date": windows.dates,
+            "ticker": tickers.cast(pl.String),
+            "label": labels,
+            "next_return": windows.next_returns,
+            MODEL: output,
+            **{b: getattr(scores, name) for b, scores in baselines.items()},
+        }))
+    return pl.concat(parts)
+
+
+def judge(model: torch.nn.Module, plan: Plan, run_dir: Path, select: str) -> Assessment:
+    """Baselines, ``predictions.parquet``, intervals, verdicts, trading view and ``equity.png``."""
+    cfg, splits = plan.cfg, plan.prepared.splits
+    baselines = baseline_scores(
+        cfg.target.task, _host(splits.train.last_row_features()), _host(splits.train.labels),
+        _host(splits.val.last_row_features()), _host(splits.val.labels), _host(splits.test.last_row_features()),
+        select=select, seed=cfg.train.seed,
+    )
+    frame = predictions_frame(model, plan, baselines)
+    with atomic_path(run_dir / "predictions.parquet") as tmp:
+        frame.write_parquet(tmp)
+    learned = [name for name, scores in baselines.items() if scores.learned]
+    assessment = assess(frame, cfg.target.task, cfg.target.horizon, cfg.eval, cfg.block_days, learned, seed=cfg.train.seed)
+    label = cfg.data.tickers[0] if len(cfg.data.tickers) == 1 else f"{len(cfg.data.tickers)} tickers, equal weight"
+    equity_plot(assessment.equity, run_dir / "equity.png",
+                f"{label}, test period: long/flat at the validation cut, {cfg.eval.cost_bps:g} bps per unit of turnover")
+    return assessment
 
 
 def _execute(plan: Plan, run_dir: Path, resume: dict[str, Any] | None, options: RunOptions) -> dict[str, Any] | None:
@@ -236,21 +288,19 @@ def _execute(plan: Plan, run_dir: Path, resume: dict[str, Any] | None, options: 
         if monitor is None and dist.is_main:
             monitor = opened = open_monitor(cfg)
         train_cfg = TrainConfig.model_validate({**cfg.train.model_dump(), "batch_size": plan.batch_size})
-        data = FitData(splits.train, splits.val, cfg.target.task)
+        select = selection_metric(cfg.target.task, cfg.eval.select_on)
+        data = FitData(splits.train, splits.val, cfg.target.task, select)
         result = fit(plan.model, data, train_cfg, sink, checkpointer, monitor=monitor, resume=resume, dist=dist)
         if not dist.is_main:
             return None
         best = load_checkpoint(run_dir / CHECKPOINT_DIR / BEST)
         plan.model.load_state_dict(best["model"])
         loss_fn = loss_function(cfg.target.task, resolve_pos_weight(cfg.train, cfg.target.task, splits.train.labels))
-        test = evaluate(plan.model, splits.test, plan.batch_size, cfg.target.task, loss_fn, cfg.train.precision)
-        per_ticker = per_ticker_metrics(plan.model, splits.test, plan.batch_size, cfg.target.task, cfg.train.precision)
-        scores = baseline_scores(
-            cfg.target.task, _host(splits.train.last_row_features()), _host(splits.train.labels),
-            _host(splits.val.last_row_features()), _host(splits.val.labels), _host(splits.test.last_row_features()),
-            select=selection_metric(cfg.target.task, cfg.eval.select_on), seed=cfg.train.seed,
-        )
-        base = {name: task_metrics(cfg.target.task, _host(splits.test.labels), s.test) for name, s in scores.items()}
+        # Test metrics, predictions and verdicts all come from the selected checkpoint, in float32.
+        test = evaluate(plan.model, splits.test, plan.batch_size, cfg.target.task, loss_fn)
+        per_ticker = per_ticker_metrics(plan.model, splits.test, plan.batch_size, cfg.target.task)
+        judged = judge(plan.model, plan, run_dir, select)
+        base = {name: {m: v for m, v in values.items() if m != "ci"} for name, values in judged.baselines.items()}
         state = result.state
         summary = {
             "run_name": run_dir.name,
@@ -266,11 +316,15 @@ def _execute(plan: Plan, run_dir: Path, resume: dict[str, Any] | None, options: 
             "device": device_label(plan.device),
             "batch_size": plan.batch_size,
             "primary_metric": primary_metric(cfg.target.task),
+            "selected_on": select,
             "test": test,
             **({"per_ticker": per_ticker} if per_ticker else {}),
-            "baselines": base,
+            **judged.summary(),
+            "eval": {"bootstrap": cfg.eval.bootstrap, "block_days": cfg.block_days, "ci": cfg.eval.ci,
+                     "cost_bps": cfg.eval.cost_bps},
             "best_epoch": state.best_epoch,
-            "best_val": {"loss": state.best_val, primary_metric(cfg.target.task): state.best_metric},
+            "best_val": {"loss": state.best_val, primary_metric(cfg.target.task): state.best_metric,
+                         **({select: state.best_score} if select != "loss" else {})},
             "epochs_completed": state.epoch,
             "steps": state.step,
             "seconds": state.train_seconds,
