@@ -102,3 +102,26 @@ def test_show_unknown_run_is_one_clear_line(cli, runs):
     assert result.exit_code == 1
     assert "no run 'zzz'" in result.stderr and "a-finished" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_show_prints_intervals_trading_and_verdicts_as_train_does(cli):
+    run = write_run(cli.runs_dir, "judged", test=0.55)
+    summary = json.loads((run / "summary.json").read_text())
+    summary["test_ci"] = {"auc": [0.52, 0.58]}
+    summary["baselines"]["gbdt"] = {"auc": 0.581, "ci": {"auc": [0.55, 0.61]}}
+    summary["comparisons"] = {"gbdt": {"metric": "auc", "diff": -0.031, "ci": [-0.058, -0.004], "verdict": "worse"}}
+    summary["trading"] = {
+        "PatchTST": {"ann_return": 0.12, "ann_vol": 0.15, "sharpe": 0.8, "max_drawdown": 0.1, "turnover": 0.05,
+                     "exposure": 0.4, "cut_quantile": 0.7,
+                     "vs_buy_and_hold": {"metric": "sharpe", "diff": 0.1, "ci": [-0.3, 0.5], "verdict": "indistinguishable"}},
+        "gbdt": {"ann_return": 0.1, "ann_vol": 0.14, "sharpe": 0.71, "max_drawdown": 0.12, "turnover": 0.07,
+                 "exposure": 0.5, "cut_quantile": 0.6,
+                 "vs_buy_and_hold": {"metric": "sharpe", "diff": 0.01, "ci": [-0.4, 0.4], "verdict": "indistinguishable"}},
+        "buy_and_hold": {"ann_return": 0.11, "ann_vol": 0.16, "sharpe": 0.7, "max_drawdown": 0.2, "turnover": 0.001,
+                         "exposure": 1.0, "days": 200},
+    }
+    (run / "summary.json").write_text(json.dumps(summary))
+    out = cli("runs", "show", "judged").stdout
+    assert "PatchTST 2m vs gbdt: AUC -0.031 (95% CI -0.058..-0.004), worse" in out
+    assert "trading view" in out and "buy_and_hold" in out and "+12.0%" in out and "-0.30..+0.50 indistinguishable" in out
+    assert "0.5200..0.5800" in out  # the model's interval column

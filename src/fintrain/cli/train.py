@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from fintrain.cli.common import err_console, out_console, print_json, run_config, workspace
@@ -67,8 +68,8 @@ def render_summary(summary: dict[str, Any]) -> Table:
     return table
 
 
-TRADING_COLUMNS = (("ann_return", "ann. return", "{:+.2%}"), ("ann_vol", "ann. vol", "{:.2%}"), ("sharpe", "Sharpe", "{:.2f}"),
-                   ("max_drawdown", "max drawdown", "{:.2%}"), ("turnover", "turnover", "{:.3f}"), ("exposure", "exposure", "{:.2f}"))
+TRADING_COLUMNS = (("ann_return", "return/yr", "{:+.1%}"), ("ann_vol", "vol/yr", "{:.1%}"), ("sharpe", "Sharpe", "{:.2f}"),
+                   ("max_drawdown", "max DD", "{:.1%}"), ("turnover", "turnover", "{:.3f}"), ("exposure", "exposure", "{:.2f}"))
 
 
 def render_trading(summary: dict[str, Any]) -> Table:
@@ -80,14 +81,14 @@ def render_trading(summary: dict[str, Any]) -> Table:
     table.add_column("strategy", no_wrap=True)
     for _, title, _ in TRADING_COLUMNS:
         table.add_column(title, justify="right")
-    table.add_column("cut (val quantile)", justify="right")
+    table.add_column("cut q", justify="right")
     table.add_column(f"Sharpe - buy&hold, {_level(summary)} CI", justify="right")
     for name, values in trading.items():
         label = f"PatchTST {summary['budget']}" if name == "PatchTST" else name
         cells = [fmt.format(values[key]) if isinstance(values.get(key), int | float) else "-" for key, _, fmt in TRADING_COLUMNS]
         vs = values.get("vs_buy_and_hold")
         cells.append(f"{values['cut_quantile']:.1f}" if "cut_quantile" in values else "-")
-        cells.append(f"{_interval(vs['ci'], signed=True)} {vs['verdict']}" if vs else "-")
+        cells.append(f"{vs['ci'][0]:+.2f}..{vs['ci'][1]:+.2f} {vs['verdict']}" if vs else "-")
         table.add_row(label, *cells, style="bold" if name == "PatchTST" else None)
     return table
 
@@ -119,11 +120,13 @@ def verdict_lines(summary: dict[str, Any]) -> list[str]:
 
 def print_verdicts(summary: dict[str, Any]) -> None:
     """The test table, the trading table, IC for universes, and the verdict lines (train, runs show)."""
-    out_console.print(render_summary(summary))
+    # Piped output is not bound to a terminal's width: keep each row on one line.
+    console = out_console if out_console.is_terminal else Console(width=160)
+    console.print(render_summary(summary))
     if summary.get("trading"):
-        out_console.print(render_trading(summary))
+        console.print(render_trading(summary))
     if summary.get("ic"):
-        out_console.print(render_ic(summary))
+        console.print(render_ic(summary))
     for line in verdict_lines(summary):
         out_console.print(line, highlight=False, soft_wrap=True)
 
