@@ -32,6 +32,7 @@ from fintrain.evaluate import (
     equity_plot,
     primary_metric,
     selection_metric,
+    task_metrics,
 )
 from fintrain.errors import CheckpointError, ConfigError, RunBusyError, ThermalError
 from fintrain.model import build_model, count_parameters, model_config_for
