@@ -49,6 +49,7 @@ def _ar1(rng: np.random.Generator, n: int, phi: float) -> np.ndarray:
     return lfilter([1.0], [1.0, -phi], shocks)
 
 
+@pytest.mark.slow
 def test_block_bootstrap_interval_covers_a_known_auc():
     # Labels and scores that are both autocorrelated, as overlapping windows make them:
     # y = 1[z > 0] and s = delta * y + e, with z and e independent AR(1) series of unit variance.

@@ -211,6 +211,7 @@ def _fit_selecting(tmp_path, select):
     return fit(LastRow(), data, cfg, RecordingSink(), Checkpointer(folder, {})), folder
 
 
+@pytest.mark.slow
 def test_selection_on_validation_auc_picks_another_epoch_than_validation_loss(tmp_path):
     by_auc, auc_dir = _fit_selecting(tmp_path, "auc")
     by_loss, loss_dir = _fit_selecting(tmp_path, "loss")

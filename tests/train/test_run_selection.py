@@ -16,6 +16,7 @@ from fintrain.train.loop import evaluate, loss_function
 from fintrain.train.prepare import prepare_data
 
 
+@pytest.mark.slow
 def test_test_metrics_come_from_best_pt_when_the_last_epoch_is_not_the_best(tmp_path, tiny_toml):
     config = tmp_path / "tiny.toml"
     # Three epochs at this learning rate: validation AUC peaks in the first, validation loss is
