@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ from hypothesis import settings
 from typer.testing import CliRunner
 
 from fintrain.cli import app
+from fintrain.data import raw_path
+from fintrain.features import features_path
 from fintrain.records import TrainRecord
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,6 +97,16 @@ class Cli:
         argv = ["--data-dir", str(self.data_dir), "--runs-dir", str(self.runs_dir), *args]
         return self.runner.invoke(app, argv, env=env, catch_exceptions=False)
 
+    def raw_file(self, ticker: str) -> Path:
+        """The file of a ticker's current raw version."""
+        return raw_path(self.data_dir, ticker)
+
+    def features_file(self, ticker: str, tier: str = "a20") -> Path:
+        """The file of a ticker's current features of a tier."""
+        path = features_path(self.data_dir, ticker, tier)
+        assert path is not None, f"no {tier} features for {ticker}"
+        return path
+
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
@@ -144,3 +157,36 @@ class AtTrainRecord:
 def at_train_record():
     """The ``AtTrainRecord`` sink class."""
     return AtTrainRecord
+
+
+_spec = importlib.util.spec_from_file_location("fault_injection", Path(__file__).with_name("fault_injection.py"))
+fault_injection = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(fault_injection)
+# Registered under its name, so that a forked process can unpickle its functions.
+sys.modules["fault_injection"] = fault_injection
+KILLED = fault_injection.KILLED
+
+
+def kill_at_each_write_step(action: list[str], reset, check) -> int:
+    """Run ``action`` (see tests/fault_injection.py) killed at its 1st, 2nd, ... write step.
+
+    Before each run ``reset()`` restores the starting state; after each kill ``check(n)``
+    asserts what must hold. Stops at the first run that is not killed (it wrote everything)
+    and returns how many kill points there were.
+    """
+    n = 0
+    while True:
+        n += 1
+        assert n < 100, "the action never finished"
+        reset()
+        code = fault_injection.killed_run(n, action[0], action[1:])
+        if code == 0:
+            return n - 1
+        assert code == KILLED, f"{action} at step {n} exited {code}"
+        check(n)
+
+
+@pytest.fixture
+def kill_at_each_step():
+    """The ``kill_at_each_write_step`` function."""
+    return kill_at_each_write_step

@@ -16,13 +16,13 @@ from fintrain.storage import Manifest, atomic_path, atomic_write_bytes, atomic_w
 def test_manifest_appends_and_reports_current(tmp_path):
     m = Manifest(tmp_path / "raw" / "manifest.json", root=tmp_path)
     assert m.read() == [] and m.current() == []
-    m.append({"path": "raw/A.parquet", "md5": "1"})
-    m.append({"path": "raw/B.parquet", "md5": "2"})
-    m.append({"path": "raw/A.parquet", "md5": "3"})
+    m.append({"dataset": "A", "path": "raw/A/1.parquet", "md5": "1"})
+    m.append({"dataset": "B", "path": "raw/B/2.parquet", "md5": "2"})
+    m.append({"dataset": "A", "path": "raw/A/3.parquet", "md5": "3"})
     assert [e["md5"] for e in m.current()] == ["3", "2"]
-    assert m.latest("path", "raw/A.parquet")["md5"] == "3"
+    assert m.latest("dataset", "A")["md5"] == "3"
     document = json.loads(m.path.read_text())
-    assert document["schema_version"] == 1 and len(document["entries"]) == 3
+    assert document["schema_version"] == 2 and len(document["entries"]) == 3
 
 
 def test_failed_write_leaves_old_file_and_no_temp(tmp_path):
@@ -52,7 +52,7 @@ def test_two_processes_appending_lose_nothing(tmp_path):
         root, name = Path(sys.argv[1]), sys.argv[2]
         m = Manifest(root / "manifest.json", root=root)
         for i in range(40):
-            m.append({"path": f"{name}-{i}", "md5": str(i)})
+            m.append({"dataset": name, "path": f"{name}-{i}", "md5": str(i)})
         """
     )
     procs = [

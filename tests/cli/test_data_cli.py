@@ -25,16 +25,16 @@ def write_csv(path, header: list[str], rows: list[list], sep: str = ",") -> None
 def test_fetch_sample_writes_parquet_and_manifest(cli):
     result = cli("data", "fetch", "MSFT", "--source", "sample")
     assert result.exit_code == 0, result.output
-    path = cli.data_dir / "raw" / "MSFT.parquet"
+    path = cli.raw_file("MSFT")
     frame = pl.read_parquet(path)
     assert frame.height == 3270
     assert frame.columns == ["date", "open", "high", "low", "close", "volume"]
     assert frame.schema["date"] == pl.Date and frame["date"].is_sorted()
     manifest = json.loads((cli.data_dir / "raw" / "manifest.json").read_text())
-    assert manifest["schema_version"] == 1
+    assert manifest["schema_version"] == 2
     (entry,) = manifest["entries"]
     assert entry["dataset"] == "MSFT.OHLCV.daily"
-    assert entry["path"] == "raw/MSFT.parquet"
+    assert entry["path"] == f"raw/MSFT/{entry['md5']}.parquet"
     assert entry["md5"] == md5_file(path)
     assert entry["rows"] == 3270
     assert (entry["first_date"], entry["last_date"]) == ("2000-03-01", "2013-03-01")
@@ -58,7 +58,7 @@ def test_import_yahoo_style_csv_adjusts_prices(cli, tmp_path):
     write_csv(tmp_path / "yahoo.csv", header, rows)
     result = cli("data", "import", str(tmp_path / "yahoo.csv"), "--ticker", "msft")
     assert result.exit_code == 0, result.output
-    frame = pl.read_parquet(cli.data_dir / "raw" / "MSFT.parquet")
+    frame = pl.read_parquet(cli.raw_file("MSFT"))
     assert frame["close"].to_list() == pytest.approx(d["adj_close"])
     entry = json.loads(cli("data", "list", "--json").stdout)[0]
     assert entry["adjusted"] is True and entry["source"] == "import:yahoo.csv"
@@ -74,7 +74,7 @@ def test_import_semicolon_csv_with_timestamps_and_extra_columns(cli, tmp_path):
     write_csv(tmp_path / "broker.csv", header, rows, sep=";")
     result = cli("data", "import", str(tmp_path / "broker.csv"), "--ticker", "MSFT")
     assert result.exit_code == 0, result.output
-    frame = pl.read_parquet(cli.data_dir / "raw" / "MSFT.parquet")
+    frame = pl.read_parquet(cli.raw_file("MSFT"))
     assert frame.height == 300 and frame["close"].to_list() == pytest.approx(d["close"])
 
 
@@ -88,7 +88,7 @@ def test_import_us_dates_reordered_columns_unsorted_rows(cli, tmp_path):
     write_csv(tmp_path / "export.csv", header, list(reversed(rows)))
     result = cli("data", "import", str(tmp_path / "export.csv"), "--ticker", "MSFT")
     assert result.exit_code == 0, result.output
-    frame = pl.read_parquet(cli.data_dir / "raw" / "MSFT.parquet")
+    frame = pl.read_parquet(cli.raw_file("MSFT"))
     assert frame["date"].is_sorted() and frame["date"][0].isoformat() == d["date"][0]
 
 
@@ -98,7 +98,7 @@ def test_import_parquet_with_datetime_column(cli, tmp_path):
     frame.write_parquet(tmp_path / "vendor.parquet")
     result = cli("data", "import", str(tmp_path / "vendor.parquet"), "--ticker", "MSFT")
     assert result.exit_code == 0, result.output
-    stored = pl.read_parquet(cli.data_dir / "raw" / "MSFT.parquet")
+    stored = pl.read_parquet(cli.raw_file("MSFT"))
     assert stored.schema["date"] == pl.Date and stored.height == 300
 
 
@@ -189,15 +189,16 @@ def test_verify_catches_modified_and_missing_files(cli):
         assert cli("data", "fetch", ticker, "--source", "sample").exit_code == 0
     ok = cli("data", "verify")
     assert ok.exit_code == 0 and "OK" in ok.stdout
-    path = cli.data_dir / "raw" / "MSFT.parquet"
+    path = cli.raw_file("MSFT")
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
-    (cli.data_dir / "raw" / "IBM.parquet").unlink()
+    ibm = cli.raw_file("IBM")
+    ibm.unlink()
     bad = cli("data", "verify")
     assert bad.exit_code == 1
     assert "MISMATCH" in bad.stdout and "MISSING" in bad.stdout
-    assert "raw/MSFT.parquet (MISMATCH)" in bad.stderr and "raw/IBM.parquet (MISSING)" in bad.stderr
+    assert f"raw/MSFT/{path.name} (MISMATCH)" in bad.stderr and f"raw/IBM/{ibm.name} (MISSING)" in bad.stderr
 
 
 def test_list_json_is_only_json(cli):

@@ -26,13 +26,13 @@ def test_build_writes_features_and_a_manifest_entry_naming_the_raw_md5(cli):
     result = cli("features", "build", "MSFT", "--tier", "a20")
     assert result.exit_code == 0, result.output
     assert "built MSFT.features.a20 v1" in result.stderr
-    path = cli.data_dir / "processed" / "MSFT.features.a20.parquet"
+    path = cli.features_file("MSFT")
     frame = pl.read_parquet(path)
     assert frame.columns[6:] == feature_names("a20") and len(frame.columns) == 26
     assert frame.height == 3270 - tier_warmup("a20")
     assert all_finite(frame, feature_names("a20"))
     (entry,) = processed_entries(cli.data_dir)
-    assert entry["source_raw_md5"] == md5_file(cli.data_dir / "raw" / "MSFT.parquet")
+    assert entry["source_raw_md5"] == md5_file(cli.raw_file("MSFT"))
     assert entry["md5"] == md5_file(path)
     listed = json.loads(cli("data", "list", "--json").stdout)
     assert {e["dataset"] for e in listed} == {"MSFT.OHLCV.daily", "MSFT.features.a20"}
@@ -41,12 +41,12 @@ def test_build_writes_features_and_a_manifest_entry_naming_the_raw_md5(cli):
 def test_second_build_is_a_no_op_that_says_so(cli):
     cli("data", "fetch", "IBM", "--source", "sample")
     cli("features", "build", "IBM")
-    before = (cli.data_dir / "processed" / "IBM.features.a20.parquet").stat().st_mtime_ns
+    before = cli.features_file("IBM").stat().st_mtime_ns
     result = cli("features", "build", "IBM")
     assert result.exit_code == 0
     assert "up to date" in result.stderr and "nothing to do" in result.stderr
     assert len(processed_entries(cli.data_dir)) == 1
-    assert (cli.data_dir / "processed" / "IBM.features.a20.parquet").stat().st_mtime_ns == before
+    assert cli.features_file("IBM").stat().st_mtime_ns == before
 
 
 def test_new_raw_data_triggers_a_rebuild(cli):
@@ -68,7 +68,7 @@ def test_too_short_data_is_one_clear_line_and_exit_1(cli):
     assert result.exit_code == 1
     assert "MSFT has 460 rows; tier a20 needs at least 522" in result.stderr
     assert "Traceback" not in result.output
-    assert not (cli.data_dir / "processed" / "MSFT.features.a20.parquet").exists()
+    assert not (cli.data_dir / "processed").exists()
 
 
 def test_missing_raw_data_and_unknown_tier(cli):
@@ -100,7 +100,7 @@ def test_help_ends_with_an_example(cli):
 def test_shared_spy_file_done_when(cli, spy_csv, tmp_path):
     """The issue's acceptance check on SPY 1993-2021: a20 and a50, finite, no look-ahead."""
     assert cli("data", "import", str(spy_csv), "--ticker", "SPY", "--adjusted").exit_code == 0
-    raw_md5 = md5_file(cli.data_dir / "raw" / "SPY.parquet")
+    raw_md5 = md5_file(cli.raw_file("SPY"))
     for tier, count in (("a20", 20), ("a50", 50)):
         result = cli("features", "build", "SPY", "--tier", tier, "--json")
         assert result.exit_code == 0, result.output
@@ -114,8 +114,8 @@ def test_shared_spy_file_done_when(cli, spy_csv, tmp_path):
     cli("data", "import", str(head), "--ticker", "SPYHEAD", "--adjusted")
     for tier in ("a20", "a50"):
         assert cli("features", "build", "SPYHEAD", "--tier", tier).exit_code == 0
-        full = pl.read_parquet(cli.data_dir / "processed" / f"SPY.features.{tier}.parquet")
-        part = pl.read_parquet(cli.data_dir / "processed" / f"SPYHEAD.features.{tier}.parquet")
+        full = pl.read_parquet(cli.features_file("SPY", tier))
+        part = pl.read_parquet(cli.features_file("SPYHEAD", tier))
         assert part.height == 5000 - tier_warmup(tier)
         assert_frame_equal(part, full.head(part.height))
 
@@ -130,11 +130,11 @@ def test_several_tickers_build_in_one_pass_like_one_at_a_time(cli):
     entries = json.loads(result.stdout)
     assert [e["dataset"] for e in entries] == ["AAPL.features.a20", "IBM.features.a20", "GOOG.features.a20"]
     assert all(e["rebuilt"] for e in entries)
-    pooled = {t: pl.read_parquet(cli.data_dir / "processed" / f"{t}.features.a20.parquet") for t in ("AAPL", "IBM", "GOOG")}
+    pooled = {t: pl.read_parquet(cli.features_file(t)) for t in ("AAPL", "IBM", "GOOG")}
     for ticker in ("AAPL", "IBM", "GOOG"):
         forced = cli("features", "build", ticker, "--tier", "a20", "--force")
         assert forced.exit_code == 0
-        alone = pl.read_parquet(cli.data_dir / "processed" / f"{ticker}.features.a20.parquet")
+        alone = pl.read_parquet(cli.features_file(ticker))
         assert alone.columns == pooled[ticker].columns and alone.height == pooled[ticker].height
         for column in alone.columns[1:]:
             assert alone[column].to_numpy() == pytest.approx(pooled[ticker][column].to_numpy(), rel=1e-9, abs=1e-12)

@@ -39,7 +39,7 @@ def test_first_build_writes_the_file_and_a_complete_manifest_entry(
     result = ensure_features(tmp_path, "ABC", "a20")
     assert result.rebuilt and result.reason == "new"
     assert result.path == features_path(tmp_path, "ABC", "a20")
-    assert result.path == tmp_path / "processed" / "ABC.features.a20.parquet"
+    assert result.path == tmp_path / "processed" / "ABC.features.a20" / f"{result.entry['md5']}.parquet"
     on_disk = pl.read_parquet(result.path)
     assert on_disk.equals(result.frame)
     assert on_disk.columns == ["date", "open", "high", "low", "close", "volume", *feature_names("a20")]
@@ -50,7 +50,7 @@ def test_first_build_writes_the_file_and_a_complete_manifest_entry(
     assert entry["version"] == 1
     assert entry["tier"] == "a20"
     assert entry["tier_hash"] == tier_hash("a20")
-    assert entry["path"] == "processed/ABC.features.a20.parquet"
+    assert entry["path"] == f"processed/ABC.features.a20/{entry['md5']}.parquet"
     assert entry["md5"] == md5_file(result.path)
     assert entry["rows"] == on_disk.height
     assert entry["source_raw_md5"] == raw_entry["md5"] == md5_file(raw_path(tmp_path, "ABC"))
@@ -118,7 +118,7 @@ def test_too_short_raw_data_is_a_clear_error(tmp_path: Path, synthetic: pl.DataF
     write_raw(tmp_path, "ABC", synthetic.head(rows))
     with pytest.raises(FeatureError, match=rf"ABC has {rows} rows; tier a20 needs at least {rows + 1}"):
         ensure_features(tmp_path, "ABC", "a20")
-    assert not features_path(tmp_path, "ABC", "a20").exists()
+    assert features_path(tmp_path, "ABC", "a20") is None
 
 
 def test_missing_raw_data_says_how_to_get_it(tmp_path: Path) -> None:

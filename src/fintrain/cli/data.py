@@ -12,6 +12,8 @@ from rich.table import Table
 from fintrain import data as data_lib
 from fintrain.cli.common import err_console, out_console, print_json, run_config, workspace
 from fintrain.config import read_universe
+from fintrain.display import format_bytes
+from fintrain.experiments.runs import data_in_use
 
 app = typer.Typer(
     help="Fetch, import, list and verify daily OHLCV market data.\n\n"
@@ -157,13 +159,20 @@ def verify(ctx: typer.Context) -> None:
     table.add_column("status", no_wrap=True)
     table.add_column("expected md5", no_wrap=True)
     table.add_column("actual md5", no_wrap=True)
-    style = {"OK": "green", "MISMATCH": "bold red", "MISSING": "bold red"}
+    style = {"OK": "green", "MISMATCH": "bold red", "MISSING": "bold red", "UNTRACKED": "yellow"}
     for r in results:
         table.add_row(
-            r.path, f"[{style[r.status]}]{r.status}[/]", r.expected_md5[:12], (r.actual_md5 or "-")[:12]
+            r.path, f"[{style[r.status]}]{r.status}[/]", r.expected_md5[:12] or "-", (r.actual_md5 or "-")[:12]
         )
     out_console.print(table)
-    bad = [r for r in results if r.status != "OK"]
+    untracked = [r for r in results if r.status == "UNTRACKED"]
+    if untracked:
+        err_console.print(
+            f"[yellow]{len(untracked)} untracked file(s)[/] (no manifest entry names them; left by an "
+            "interrupted write, safe to delete): " + ", ".join(r.path for r in untracked),
+            highlight=False, soft_wrap=True,
+        )
+    bad = [r for r in results if r.failed]
     if bad:
         names = ", ".join(f"{r.path} ({r.status})" for r in bad)
         err_console.print(
@@ -171,4 +180,75 @@ def verify(ctx: typer.Context) -> None:
             "re-import them (or rebuild features)", highlight=False, soft_wrap=True,
         )
         raise typer.Exit(1)
-    err_console.print(f"[green]all {len(results)} files match their manifests[/]")
+    tracked = len(results) - len(untracked)
+    err_console.print(f"[green]all {tracked} files match their manifests[/]")
+
+
+@app.command()
+def versions(
+    ctx: typer.Context,
+    ticker: Annotated[str, typer.Argument(help="Ticker symbol.")],
+    json_: Annotated[bool, typer.Option("--json", help="Print the versions as JSON.")] = False,
+) -> None:
+    """List every stored version of TICKER's raw data and features, and the runs that used each.
+
+    The newest version of each dataset is its current one; older versions stay until
+    `fintrain data prune` deletes them.
+
+    Example: fintrain data versions SPY
+    """
+    ws = workspace(ctx)
+    name = ticker.strip().upper()
+    rows = data_lib.versions(ws.data_dir, name)
+    used = data_in_use(ws.runs_dir)
+    for row in rows:
+        row["runs"] = sorted(set(used.by_md5.get(row["md5"], []) + used.unrecorded.get(name, [])))
+    if json_:
+        print_json(rows)
+        return
+    if not rows:
+        err_console.print(f"no stored versions of {name} in {ws.data_dir}")
+        return
+    table = Table(title=f"versions of {name} in {ws.data_dir}")
+    for column in ("dataset", "v", "date", "rows", "source", "md5", "runs"):
+        table.add_column(column, overflow="fold", justify="right" if column in ("v", "rows") else "left")
+    for row in rows:
+        flags = " [bold]current[/]" if row["current"] else "" if row["on_disk"] else " [dim](deleted)[/]"
+        source = row.get("source") or f"raw {row.get('source_raw_md5', '')[:8]}"
+        table.add_row(
+            row["dataset"] + flags, str(row.get("version", "")), str(row.get("created_at", ""))[:19],
+            f"{row.get('rows', 0):,}", source, row["md5"], ", ".join(row["runs"]) or "-",
+        )
+    out_console.print(table)
+
+
+@app.command()
+def prune(
+    ctx: typer.Context,
+    keep: Annotated[int, typer.Option(help="Newest versions kept per dataset (the current one always).")] = 2,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be deleted; delete nothing.")] = False,
+) -> None:
+    """Delete old data versions that no run in --runs-dir trained on, and say what was freed.
+
+    Each dataset keeps its KEEP newest versions; an older version stays while any run folder
+    records it (in data.json or summary.json).
+
+    Example: fintrain data prune --keep 1 --dry-run
+    """
+    ws = workspace(ctx)
+    if keep < 1:
+        raise typer.BadParameter(f"{keep}: the current version is always kept; use 1 or more", param_hint="--keep")
+    used = data_in_use(ws.runs_dir)
+    result = data_lib.prune(ws.data_dir, keep, set(used.by_md5), set(used.unrecorded), dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    for entry in result.removed:
+        out_console.print(f"{verb} {entry['path']} ({entry['dataset']}, {format_bytes(entry['bytes'])})",
+                          highlight=False, soft_wrap=True)
+    for entry in result.in_use:
+        runs = sorted(set(used.by_md5.get(entry["md5"], []) + used.unrecorded.get(data_lib.ticker_of(entry), [])))
+        out_console.print(f"kept {entry['path']}: used by {', '.join(runs)}", highlight=False, soft_wrap=True)
+    err_console.print(
+        f"{'would free' if dry_run else 'freed'} {format_bytes(result.freed_bytes)} in "
+        f"{len(result.removed)} file(s); {len(result.in_use)} old version(s) kept for runs",
+        highlight=False, soft_wrap=True,
+    )

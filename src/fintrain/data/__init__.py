@@ -2,15 +2,22 @@
 
 from fintrain.data.sources import SAMPLE_TICKERS, RawSeries, fetch_sample, fetch_yahoo, read_table
 from fintrain.data.store import (
+    PruneResult,
     VerifyResult,
+    check_writable,
+    current_raw,
     fetch,
     import_file,
     list_entries,
+    raw_dataset,
     raw_manifest,
     raw_path,
+    prune,
     read_raw,
     save_raw,
+    ticker_of,
     verify,
+    versions,
 )
 from fintrain.data.validate import CleanOHLCV, DataValidationError, validate_ohlcv
 
@@ -19,17 +26,24 @@ __all__ = [
     "CleanOHLCV",
     "DataValidationError",
     "RawSeries",
+    "PruneResult",
     "VerifyResult",
+    "check_writable",
+    "current_raw",
     "fetch",
     "fetch_sample",
     "fetch_yahoo",
     "import_file",
     "list_entries",
+    "raw_dataset",
     "raw_manifest",
     "raw_path",
+    "prune",
     "read_raw",
     "read_table",
     "save_raw",
+    "ticker_of",
     "validate_ohlcv",
     "verify",
+    "versions",
 ]

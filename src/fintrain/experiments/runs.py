@@ -17,6 +17,7 @@ from typing import Any
 from fintrain.errors import RunError
 from fintrain.records import EpochRecord, Event, EventRecord, Record, TrainRecord, record_from_json
 from fintrain.train.marker import live_marker
+from fintrain.storage import RUN_DATA_FILE
 
 log = logging.getLogger(__name__)
 
@@ -279,3 +280,55 @@ def resolve_run(name_or_path: str | Path, runs_dir: Path) -> Path:
     known = [r.name for r in list_runs(runs_dir)]
     hint = f"; runs in {runs_dir}: {', '.join(known[:8])}{' ...' if len(known) > 8 else ''}" if known else f"; {runs_dir} holds no runs"
     raise RunError(f"no run {str(name_or_path)!r} (neither a run folder nor a run in {runs_dir}){hint}")
+
+
+@dataclass(frozen=True)
+class DataUse:
+    """Which stored data versions the runs in a folder trained on.
+
+    Attributes:
+        by_md5: md5 of a raw or feature version -> names of the runs that used it.
+        unrecorded: ticker -> runs that did not record their versions (made before versioned
+            storage); every version of those tickers counts as used.
+    """
+
+    by_md5: dict[str, list[str]]
+    unrecorded: dict[str, list[str]]
+
+
+def _md5s(value: Any) -> list[str]:
+    """md5 strings from a ``data.json`` or a summary's ``data_md5`` (a string or ticker -> md5)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [v for v in value.values() if isinstance(v, str)]
+    return []
+
+
+def data_in_use(runs_dir: Path) -> DataUse:
+    """The data versions each run folder in ``runs_dir`` trained on (``data.json``, else its summary)."""
+    by_md5: dict[str, list[str]] = {}
+    unrecorded: dict[str, list[str]] = {}
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return DataUse(by_md5, unrecorded)
+    for run_dir in sorted(p for p in runs_dir.iterdir() if (p / CONFIG_FILE).is_file()):
+        record = _json_or_none(run_dir / RUN_DATA_FILE) or (_json_or_none(run_dir / SUMMARY_FILE) or {}).get("data_md5")
+        md5s = [m for key in ("raw", "features") for m in _md5s((record or {}).get(key))]
+        if md5s:
+            for md5 in md5s:
+                by_md5.setdefault(md5, []).append(run_dir.name)
+            continue
+        data = (_json_or_none(run_dir / CONFIG_FILE) or {}).get("data") or {}
+        tickers = str(data.get("ticker") or "").split(",")
+        for ticker in (t.strip().upper() for t in tickers if t.strip()):
+            unrecorded.setdefault(ticker, []).append(run_dir.name)
+    return DataUse(by_md5, unrecorded)
+
+
+def _json_or_none(path: Path) -> Any:
+    """A JSON file's document, or None when it is absent or unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

@@ -1,8 +1,9 @@
-"""Feature files: ``DATA_DIR/processed/TICKER.features.TIER.parquet`` and their manifest.
+"""Feature files: ``DATA_DIR/processed/TICKER.features.TIER/<md5>.parquet`` and their manifest.
 
-A build records the md5 of the raw file it read and the tier's hash; ``ensure_features``
-rebuilds only when either has changed (or the stored file is gone or altered), so a training
-run can call it every time at the cost of two md5 sums.
+A build records the md5 of the raw version it read and the tier's hash; ``ensure_features``
+reuses a stored version built from the same raw version and tier, and builds (a new version)
+only when there is none, or its file is gone or altered. A training run can call it every time
+at the cost of one md5 sum; a resumed run asks for the raw version it started with.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from typing import Any
 
 import polars as pl
 
-from fintrain.data.store import raw_manifest, raw_path, read_raw
+from fintrain.data.store import check_writable, raw_dataset, raw_manifest, raw_path
 from fintrain.errors import DataError, FeatureError
 from fintrain.features.build import TICKER, build_features
 from fintrain.features.tiers import feature_names, get_tier, tier_hash, tier_warmup
-from fintrain.storage import Manifest, atomic_path, md5_file, utc_now
+from fintrain.storage import Manifest, md5_file, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,16 @@ def dataset_name(ticker: str, tier: str) -> str:
     return f"{ticker}.features.{tier}"
 
 
-def features_path(data_dir: Path, ticker: str, tier: str) -> Path:
-    """Where a ticker's features of a tier live."""
-    return Path(data_dir) / PROCESSED_FOLDER / f"{dataset_name(ticker, tier)}.parquet"
+def features_folder(ticker: str, tier: str) -> str:
+    """The data-folder-relative folder of a ticker's feature versions of a tier."""
+    return f"{PROCESSED_FOLDER}/{dataset_name(ticker, tier)}"
+
+
+def features_path(data_dir: Path, ticker: str, tier: str) -> Path | None:
+    """The file of the current (newest) features of ``ticker`` for ``tier``, or None."""
+    manifest = processed_manifest(data_dir)
+    entry = manifest.latest("dataset", dataset_name(ticker, tier))
+    return None if entry is None else manifest.resolve(entry)
 
 
 def processed_manifest(data_dir: Path) -> Manifest:
@@ -70,20 +78,29 @@ class FeatureBuild:
         return feature_names(self.entry["tier"])
 
 
-def _stale_reason(
-    entry: dict[str, Any] | None, path: Path, raw_md5: str, current_hash: str
-) -> str | None:
+def _stale_reason(entry: dict[str, Any] | None, raw_md5: str, current_hash: str) -> str:
+    """Why the newest stored version cannot be used."""
     if entry is None:
         return "new"
     if entry.get("source_raw_md5") != raw_md5:
         return "raw data changed"
     if entry.get("tier_hash") != current_hash:
         return "tier changed"
-    if not path.is_file():
-        return "file missing"
-    if md5_file(path) != entry.get("md5"):
-        return "file altered"
-    return None
+    return "file missing"
+
+
+def _usable(data_dir: Path, versions: list[dict[str, Any]], raw_md5: str, current_hash: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The newest version built from ``raw_md5`` with the tier's hash, or why there is none."""
+    for entry in reversed(versions):
+        if entry.get("source_raw_md5") != raw_md5 or entry.get("tier_hash") != current_hash:
+            continue
+        path = Path(data_dir) / entry["path"]
+        if not entry.get("kept", True) or not path.is_file():
+            return None, "file missing"
+        if md5_file(path) != entry["md5"]:
+            return None, "file altered"
+        return entry, None
+    return None, _stale_reason(versions[-1] if versions else None, raw_md5, current_hash)
 
 
 def ensure_features(
@@ -93,13 +110,14 @@ def ensure_features(
     *,
     min_rows: int = DEFAULT_MIN_ROWS,
     force: bool = False,
+    raw_md5: str | None = None,
 ) -> FeatureBuild:
     """The current features of ``ticker`` for ``tier``, building them only when stale.
 
-    A stored build is current when its manifest entry names the raw file's md5 and the tier's
-    present hash, and the file still has the md5 recorded for it. Otherwise the raw file is
-    read, the tier built (warm-up dropped), the Parquet written atomically and a new manifest
-    entry appended with the next version number.
+    A stored build is usable when its manifest entry names the raw version's md5 and the tier's
+    present hash, and its file still has the md5 recorded for it. Otherwise the raw version is
+    read, the tier built (warm-up dropped), the Parquet stored as a new version and its
+    manifest entry appended with the next version number.
 
     Args:
         data_dir: the data folder (``raw/`` and ``processed/`` inside).
@@ -107,14 +125,16 @@ def ensure_features(
         tier: a name in ``TIERS``.
         min_rows: rows the build must leave after the warm-up (one input window).
         force: build even when the stored file is current.
+        raw_md5: build from this raw version (a resumed run's) instead of the current one.
 
     Raises:
         ConfigError: unknown tier.
-        DataError: no raw data for the ticker.
+        DataError: no raw data for the ticker, or version ``raw_md5`` is gone.
         FeatureError: too few rows for the tier's warm-up plus ``min_rows``.
     """
     ticker = ticker.strip().upper()
-    return ensure_features_many(data_dir, [ticker], tier, min_rows=min_rows, force=force)[ticker]
+    pinned = None if raw_md5 is None else {ticker: raw_md5}
+    return ensure_features_many(data_dir, [ticker], tier, min_rows=min_rows, force=force, raw_md5s=pinned)[ticker]
 
 
 def ensure_features_many(
@@ -124,12 +144,14 @@ def ensure_features_many(
     *,
     min_rows: int = DEFAULT_MIN_ROWS,
     force: bool = False,
+    raw_md5s: dict[str, str] | None = None,
 ) -> dict[str, FeatureBuild]:
     """``ensure_features`` for several tickers, building the stale ones in one lazy pass.
 
     The raw files of the tickers that need a build are scanned together (``pl.scan_parquet``),
     the tier's expressions run per ticker (``.over("ticker")``, never across tickers), and each
-    ticker's rows go to its own file and manifest entry.
+    ticker's rows go to its own file and manifest entry. ``raw_md5s`` pins tickers to raw
+    versions (a resumed run's); the others use their current version.
 
     Returns:
         ticker -> FeatureBuild, in the order given.
@@ -138,49 +160,64 @@ def ensure_features_many(
     get_tier(tier)
     current_hash = tier_hash(tier)
     # Each manifest is read once, not once per ticker.
-    latest = {e.get("dataset"): e for e in processed_manifest(data_dir).read()}
-    raw_entries = {e.get("path"): e for e in raw_manifest(data_dir).read()}
+    processed = processed_manifest(data_dir)
+    versions: dict[str, list[dict[str, Any]]] = {}
+    for entry in processed.read():
+        versions.setdefault(entry["dataset"], []).append(entry)
+    raw_entries = _raw_entries(data_dir, [t.strip().upper() for t in tickers], raw_md5s or {})
     builds: dict[str, FeatureBuild | None] = {}
-    stale: dict[str, tuple[str, str]] = {}  # ticker -> (raw md5, reason)
+    stale: dict[str, str] = {}  # ticker -> reason
     for ticker in (t.strip().upper() for t in tickers):
-        path = features_path(data_dir, ticker, tier)
-        source = raw_path(data_dir, ticker)
-        if not source.is_file():
-            read_raw(data_dir, ticker)  # raises the store's DataError with its advice
-        raw_md5 = md5_file(source)
-        entry = latest.get(dataset_name(ticker, tier))
-        reason = "forced" if force else _stale_reason(entry, path, raw_md5, current_hash)
-        if reason is None and entry is not None:
-            builds[ticker] = FeatureBuild(read_parquet(path), path, entry, rebuilt=False, reason="up to date")
+        raw_md5 = raw_entries[ticker]["md5"]
+        found, reason = _usable(data_dir, versions.get(dataset_name(ticker, tier), []), raw_md5, current_hash)
+        if found is not None and not force:
+            path = processed.resolve(found)
+            builds[ticker] = FeatureBuild(read_parquet(path), path, found, rebuilt=False, reason="up to date")
         else:
             builds[ticker] = None
-            stale[ticker] = (raw_md5, reason or "new")
+            stale[ticker] = "forced" if force else reason or "new"
     pending = list(stale)
     # Chunks of tickers keep memory bounded as the universe grows: each chunk is one lazy pass,
     # written out and released before the next.
     for start in range(0, len(pending), BUILD_CHUNK_TICKERS):
         chunk = pending[start : start + BUILD_CHUNK_TICKERS]
         for ticker, frame in _build_stale(data_dir, chunk, tier, min_rows, raw_entries).items():
-            raw_md5, reason = stale[ticker]
-            builds[ticker] = _store(data_dir, ticker, tier, frame, raw_md5, reason)
+            builds[ticker] = _store(data_dir, ticker, tier, frame, raw_entries[ticker], stale[ticker])
     return {t: b for t, b in builds.items() if b is not None}
+
+
+def _raw_entries(data_dir: Path, tickers: list[str], pinned: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Each ticker's raw entry: the pinned version, else the current one."""
+    manifest = raw_manifest(data_dir)
+    entries = manifest.read()
+    found: dict[str, dict[str, Any]] = {}
+    for ticker in tickers:
+        md5 = pinned.get(ticker)
+        matches = [
+            e for e in entries
+            if e["dataset"] == raw_dataset(ticker) and (md5 is None or (e["md5"] == md5 and e.get("kept", True)))
+        ]
+        if not matches:
+            raw_path(data_dir, ticker, md5)  # raises the store's DataError with its advice
+        found[ticker] = matches[-1]
+    return found
 
 
 def _build_stale(
     data_dir: Path, tickers: list[str], tier: str, min_rows: int, raw_entries: dict[str, dict[str, Any]]
 ) -> dict[str, pl.DataFrame]:
-    """Check the raw files against their manifest entries and build their features in one pass."""
+    """Check the raw versions against their manifest entries and build their features in one pass."""
     warmup = tier_warmup(tier)
     needed = warmup + min_rows
     scans = []
     for ticker in tickers:
-        source = raw_path(data_dir, ticker)
-        entry = raw_entries.get(source.relative_to(data_dir).as_posix())
-        actual = md5_file(source)
-        if entry is None or entry.get("md5") != actual:
+        entry = raw_entries[ticker]
+        source = Path(data_dir) / entry["path"]
+        actual = md5_file(source) if source.is_file() else "missing"
+        if entry.get("md5") != actual:
             raise DataError(
                 f"{source} does not match its manifest entry (md5 {actual} != "
-                f"{(entry or {}).get('md5')}); run `fintrain data verify` and re-import {ticker}"
+                f"{entry.get('md5')}); run `fintrain data verify` and re-import {ticker}"
             )
         if entry["rows"] < needed:
             raise FeatureError(
@@ -201,37 +238,40 @@ def _build_stale(
     }
 
 
-def _store(data_dir: Path, ticker: str, tier: str, frame: pl.DataFrame, raw_md5: str, reason: str) -> FeatureBuild:
-    """Write one ticker's features atomically and append its manifest entry."""
-    path = features_path(data_dir, ticker, tier)
+def _store(
+    data_dir: Path, ticker: str, tier: str, frame: pl.DataFrame, raw_entry: dict[str, Any], reason: str
+) -> FeatureBuild:
+    """Store one ticker's features as a new version and append its manifest entry."""
     name = dataset_name(ticker, tier)
-    with atomic_path(path) as tmp:
-        frame.write_parquet(tmp, statistics=True)
-    md5 = md5_file(path)
+    manifest = processed_manifest(data_dir)
+    manifest.read()  # a bad manifest is reported before anything is written
+    check_writable(Path(data_dir) / features_folder(ticker, tier))
 
-    def new_entry(entries: list[dict[str, Any]]) -> dict[str, Any]:
-        versions = [e.get("version", 0) for e in entries if e.get("dataset") == name]
+    def new_entry(entries: list[dict[str, Any]], md5: str, path: str) -> dict[str, Any]:
+        versions = [e.get("version", 0) for e in entries if e["dataset"] == name]
         return {
             "dataset": name,
             "version": max(versions, default=0) + 1,
             "ticker": ticker,
             "tier": tier,
             "tier_hash": tier_hash(tier),
-            "path": path.relative_to(data_dir).as_posix(),
+            "path": path,
             "md5": md5,
             "rows": frame.height,
             "n_features": len(get_tier(tier)),
             "warmup_rows": tier_warmup(tier),
             "first_date": frame["date"][0].isoformat(),
             "last_date": frame["date"][-1].isoformat(),
-            "source_raw_md5": raw_md5,
-            "source_raw_path": raw_path(data_dir, ticker).relative_to(data_dir).as_posix(),
+            "source_raw_md5": raw_entry["md5"],
+            "source_raw_path": raw_entry["path"],
             "created_at": utc_now(),
         }
 
-    entry = processed_manifest(data_dir).append(new_entry)
+    entry = manifest.store(
+        features_folder(ticker, tier), lambda tmp: frame.write_parquet(tmp, statistics=True), new_entry
+    ).entry
     log.info("built %s v%s (%s): %d rows", name, entry["version"], reason, frame.height)
-    return FeatureBuild(frame, path, entry, rebuilt=True, reason=reason)
+    return FeatureBuild(frame, manifest.resolve(entry), entry, rebuilt=True, reason=reason)
 
 
 def read_parquet(path: Path) -> pl.DataFrame:
@@ -252,9 +292,9 @@ def read_features(data_dir: Path, ticker: str, tier: str) -> pl.DataFrame:
     get_tier(tier)
     ticker = ticker.strip().upper()
     path = features_path(data_dir, ticker, tier)
-    if not path.is_file():
+    if path is None or not path.is_file():
         raise FeatureError(
-            f"no {tier} features for {ticker} in {path.parent}; run "
+            f"no {tier} features for {ticker} in {Path(data_dir) / PROCESSED_FOLDER}; run "
             f"`fintrain features build {ticker} --tier {tier}`"
         )
     return read_parquet(path)

@@ -12,7 +12,7 @@ import polars as pl
 import torch
 
 from fintrain.config import RunConfig
-from fintrain.data import fetch, raw_manifest, raw_path
+from fintrain.data import current_raw, fetch
 from fintrain.dataset import Splits, build_dataset
 from fintrain.errors import ConfigError
 from fintrain.features import TIERS, ensure_features_many, feature_names
@@ -43,6 +43,13 @@ class Prepared:
         """The tickers trained on, in the order given."""
         return list(self.raw_entries)
 
+    def versions(self) -> dict[str, dict[str, str]]:
+        """The md5 of each ticker's raw and feature version, for the run's ``data.json``."""
+        return {
+            "raw": {t: e["md5"] for t, e in self.raw_entries.items()},
+            "features": {t: e["md5"] for t, e in self.feature_entries.items()},
+        }
+
     def data_md5(self) -> dict[str, Any]:
         """The md5 of the raw and feature files: strings for one ticker, ticker -> md5 for several."""
         raw = {t: e["md5"] for t, e in self.raw_entries.items()}
@@ -54,9 +61,8 @@ class Prepared:
 
 def ensure_raw(data_dir: Path, cfg: RunConfig, ticker: str, notify: Callable[[str], None]) -> dict[str, Any]:
     """The current raw entry of a ticker, fetching it first when absent."""
-    path = raw_path(data_dir, ticker)
-    entry = raw_manifest(data_dir).latest("path", path.relative_to(data_dir).as_posix())
-    if entry is None or not path.exists():
+    entry = current_raw(data_dir, ticker)
+    if entry is None or not (Path(data_dir) / entry["path"]).is_file():
         notify(f"no raw data for {ticker}: fetching it from {cfg.data.source}")
         entry = fetch(data_dir, cfg.data, ticker)
     return entry

@@ -37,7 +37,7 @@ from fintrain.evaluate import (
 from fintrain.errors import CheckpointError, ConfigError, RunBusyError, ThermalError
 from fintrain.model import build_model, count_parameters, model_config_for
 from fintrain.records import FinalRecord
-from fintrain.storage import atomic_path, atomic_write_json, utc_now
+from fintrain.storage import RUN_DATA_FILE, atomic_path, atomic_write_json, utc_now
 from fintrain.thermal import ThermalMonitor, open_sensor
 from fintrain.tracking import MultiSink, NullSink, RunInfo, make_sinks
 from fintrain.train.batch_cache import DEFAULT_BATCH_SIZE, lookup_batch_size
@@ -386,6 +386,8 @@ def start_run(
     with _holding(run_dir, dist):
         if dist.is_main:
             atomic_write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
+            # The versions trained on, so that `data prune` keeps them and a resume finds them.
+            atomic_write_json(run_dir / RUN_DATA_FILE, plan.prepared.versions())
         summary = _execute(plan, run_dir, None, options)
     return RunOutcome(run_dir, summary)
 
