@@ -402,8 +402,28 @@ def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     return out
 
 
+# Run and sweep names become folder names under --runs-dir: no '/', no leading '.', nothing that
+# could climb out of it or name an absolute path.
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+MAX_RUN_NAME_CHARS = 100
+
+
+def check_run_name(name: str, what: str = "--run-name") -> str:
+    """A run or sweep name that is a safe folder name under ``--runs-dir``, else a ConfigError."""
+    if len(name) > MAX_RUN_NAME_CHARS:
+        raise ConfigError(f"{what} is {len(name)} characters long; use at most {MAX_RUN_NAME_CHARS}")
+    if not RUN_NAME.fullmatch(name):
+        raise ConfigError(
+            f"{what} {name!r}: use letters, digits, '-', '_' and '.', starting with a letter or digit "
+            "(no '/', '..' or absolute path: a run is a folder inside --runs-dir)"
+        )
+    return name
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     """A config file's contents; a missing or malformed file is a ConfigError."""
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder, not a TOML file; give the file inside it")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:

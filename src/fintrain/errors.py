@@ -13,6 +13,10 @@ class ConfigError(FintrainError):
     exit_code = 2
 
 
+class StorageError(FintrainError):
+    """A data or runs folder that cannot be written (a file in its place, read-only)."""
+
+
 class DataError(FintrainError):
     """Market data that is missing, unreadable or invalid."""
 

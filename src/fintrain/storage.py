@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import json
 import os
@@ -28,7 +29,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from fintrain.errors import ManifestError
+from fintrain.errors import ManifestError, StorageError
 
 SCHEMA_VERSION = 2
 # Schema 1 is the layout before versioned storage (one file per dataset, overwritten in place):
@@ -49,6 +50,37 @@ def _no_fault(step: str, path: Path) -> None:
 # "folder synced") with the final path. A seam for fault-injection tests, which replace it with
 # a hook that kills the process at one chosen step.
 write_step: Callable[[str, Path], None] = _no_fault
+
+
+def check_writable(folder: Path, option: str) -> None:
+    """Refuse a folder that is a file, or inside a file, or read-only, before any work is done.
+
+    ``option`` names where the folder came from (``--data-dir``, ``--runs-dir``) for the message.
+    """
+    folder = Path(folder)
+    for existing in (folder, *folder.parents):
+        if existing.exists():
+            if not existing.is_dir():
+                raise StorageError(f"{option} {folder}: {existing} is a file, not a folder; pick another {option}")
+            if not os.access(existing, os.W_OK | os.X_OK):
+                raise StorageError(
+                    f"{option} {folder}: {existing} is read-only; make it writable or pick another {option}"
+                )
+            return
+
+
+@contextlib.contextmanager
+def refused_writes(folder: Path, option: str) -> Iterator[None]:
+    """Turn the operating system's refusal to write (permissions, a read-only disk) into one line."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST):
+            raise
+        raise StorageError(
+            f"cannot write in {option} {folder}: {exc.strerror} ({exc.filename}); make it writable or pick "
+            f"another {option}"
+        ) from exc
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -266,15 +298,21 @@ class Manifest:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the manifest's lock (a lock file beside it)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_writable(self.path.parent, "--data-dir")
         try:
-            with self._lock:
-                yield
+            with refused_writes(self.root, "--data-dir"):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._lock.acquire()
         except Timeout as exc:
             raise ManifestError(
                 f"could not lock {self.path} within {LOCK_TIMEOUT_S:.0f} s; is another fintrain "
                 "writing? If not, delete the stale .lock file"
             ) from exc
+        try:
+            with refused_writes(self.root, "--data-dir"):
+                yield
+        finally:
+            self._lock.release()
 
     def rewrite(self, entries: list[dict[str, Any]]) -> None:
         """Replace the manifest's entries (atomically); call under ``locked()``."""

@@ -4,7 +4,6 @@ from fintrain.data.sources import SAMPLE_TICKERS, RawSeries, fetch_sample, fetch
 from fintrain.data.store import (
     PruneResult,
     VerifyResult,
-    check_writable,
     current_raw,
     fetch,
     import_file,
@@ -28,7 +27,6 @@ __all__ = [
     "RawSeries",
     "PruneResult",
     "VerifyResult",
-    "check_writable",
     "current_raw",
     "fetch",
     "fetch_sample",

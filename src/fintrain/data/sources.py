@@ -138,8 +138,15 @@ def fetch_sample(ticker: str, start: dt.date | None = None, end: dt.date | None 
 
 
 def read_table(path: Path) -> pl.DataFrame:
-    """A CSV or Parquet file as a frame, every CSV column read as text or number as found."""
+    """A CSV or Parquet file as a frame, every CSV column read as text or number as found.
+
+    CSV text may be UTF-8 (with or without a byte-order mark) or UTF-16 (with a byte-order mark,
+    or without one when the text is ASCII, as spreadsheet exports are); any other encoding is
+    refused with a message that says so.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a file; give a CSV or Parquet file")
     if not path.is_file():
         raise DataError(f"file not found: {path}")
     suffix = path.suffix.lower()
@@ -147,15 +154,37 @@ def read_table(path: Path) -> pl.DataFrame:
         if suffix in (".parquet", ".pq"):
             return pl.read_parquet(path)
         if suffix in (".csv", ".txt", ".tsv"):
-            separator = "\t" if suffix == ".tsv" else _sniff_separator(path)
-            return pl.read_csv(path, separator=separator, infer_schema_length=None, try_parse_dates=False)
-    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
+            text = decode_text(path.read_bytes(), path.name)
+            header = text.split("\n", 1)[0]
+            separator = "\t" if suffix == ".tsv" else _sniff_separator(header)
+            return pl.read_csv(
+                text.encode("utf-8"), separator=separator, infer_schema_length=None, try_parse_dates=False
+            )
+    except (pl.exceptions.PolarsError, OSError) as exc:
         raise DataError(f"could not read {path.name}: {exc}") from exc
     raise DataError(f"{path.name}: unsupported file type {suffix or '(none)'}; use CSV or Parquet")
 
 
-def _sniff_separator(path: Path) -> str:
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        header = fh.readline()
+def decode_text(data: bytes, name: str) -> str:
+    """A text file's bytes as a string: UTF-8, or UTF-16 by its byte-order mark or its zero bytes."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        encoding = "utf-16"
+    elif len(data) >= 2 and data[1:2] == b"\x00" and data[0:1] != b"\x00":
+        encoding = "utf-16-le"
+    elif len(data) >= 2 and data[0:1] == b"\x00" and data[1:2] != b"\x00":
+        encoding = "utf-16-be"
+    else:
+        encoding = "utf-8-sig"
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        label = "UTF-8" if encoding == "utf-8-sig" else encoding.upper().replace("-LE", " (little-endian)").replace("-BE", " (big-endian)")
+        raise DataError(
+            f"{name} is not valid {label} text (byte {data[exc.start]:#04x} at offset {exc.start}); "
+            "save it as UTF-8 (or UTF-16 with a byte-order mark) and import it again"
+        ) from exc
+
+
+def _sniff_separator(header: str) -> str:
     counts = {sep: header.count(sep) for sep in (",", ";", "\t", "|")}
     return max(counts, key=counts.get) if max(counts.values()) > 0 else ","

@@ -20,7 +20,7 @@ from fintrain.config import DataConfig
 from fintrain.data import sources
 from fintrain.data.validate import validate_ohlcv
 from fintrain.errors import DataError
-from fintrain.storage import Manifest, md5_file, utc_now
+from fintrain.storage import Manifest, check_writable, md5_file, utc_now
 
 RAW_FOLDER = "raw"
 MANIFEST_NAME = "manifest.json"
@@ -75,18 +75,6 @@ def _no_raw(data_dir: Path, ticker: str, md5: str | None) -> DataError:
     )
 
 
-def check_writable(data_dir: Path) -> None:
-    """Refuse a data folder that is a file or cannot be written, before any work is done."""
-    data_dir = Path(data_dir)
-    for folder in (data_dir, *data_dir.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                raise DataError(f"data folder {data_dir}: {folder} is a file, not a folder; pick another --data-dir")
-            if not os.access(folder, os.W_OK | os.X_OK):
-                raise DataError(f"data folder {folder} is read-only; make it writable or pick another --data-dir")
-            return
-
-
 def save_raw(
     data_dir: Path, ticker: str, raw: sources.RawSeries, *, name: str, min_rows: int
 ) -> dict[str, Any]:
@@ -95,8 +83,7 @@ def save_raw(
     data_dir = Path(data_dir)
     manifest = raw_manifest(data_dir)
     manifest.read()  # a bad manifest is reported before anything is written
-    for folder in (data_dir / RAW_FOLDER, data_dir / raw_folder(ticker)):
-        check_writable(folder)
+    check_writable(data_dir / raw_folder(ticker), "--data-dir")
     frame = clean.frame
     dataset = raw_dataset(ticker)
 
@@ -289,8 +276,6 @@ def prune(
         if not manifest.path.is_file():
             continue
         manifest.read()
-        if not dry_run:
-            check_writable(manifest.path.parent)
         with contextlib.nullcontext() if dry_run else manifest.locked():
             entries = manifest.read() if dry_run else manifest.migrate()
             doomed = _doomed(manifest, entries, keep, used_md5s, protected_tickers, in_use)

@@ -6,6 +6,7 @@ first, so a user can fix a file in one go.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 
@@ -19,6 +20,10 @@ OHLCV_COLUMNS = ("date", *PRICE_COLUMNS, "volume")
 # adjusted prices independently, so an exact comparison rejects real files.
 HIGH_LOW_TOLERANCE = 1e-3
 SHOW_AT_MOST = 5
+# Daily market data before this date is a unit or parsing mistake (epoch 0 read as days, say).
+EARLIEST_DATE = dt.date(1900, 1, 1)
+# "1234,56" or "1.234,56": a number written with a decimal comma.
+DECIMAL_COMMA = re.compile(r"-?(\d{1,3}(\.\d{3})+|\d+),\d+")
 
 # Spellings seen in vendors' and brokers' exports, compared after lower-casing and dropping
 # everything but letters and digits ("Adj. Close" -> "adjclose").
@@ -78,6 +83,14 @@ def _rows(frame: pl.DataFrame, mask: pl.Expr) -> list[int]:
 def _show(rows: list) -> str:
     head = ", ".join(str(r) for r in rows[:SHOW_AT_MOST])
     return head + (f", ... ({len(rows)} in all)" if len(rows) > SHOW_AT_MOST else "")
+
+
+def _decimal_comma(text: pl.Series, parsed: pl.Series) -> bool:
+    """True when a column's unreadable values are numbers with a decimal comma."""
+    if text.dtype != pl.String:
+        return False
+    bad = text.filter(parsed.is_null() & text.is_not_null()).str.strip_chars()
+    return bad.len() > 0 and bool(bad.str.contains(f"^(?:{DECIMAL_COMMA.pattern})$").all())
 
 
 def parse_dates(values: pl.Series) -> tuple[pl.Series, list[int]]:
@@ -144,19 +157,39 @@ def validate_ohlcv(frame: pl.DataFrame, name: str, min_rows: int = 250) -> Clean
         problems.append(f"dates that do not parse in rows {_show(shown)}")
     numeric = [c for c in wanted if c != "date"]
     casted = {c: df[c].cast(pl.Float64, strict=False) for c in numeric}
+    comma_columns = [c for c in numeric if _decimal_comma(df[c], casted[c])]
+    if comma_columns:
+        c = comma_columns[0]
+        first = (casted[c].is_null() & df[c].is_not_null()).arg_true()[0]
+        problems.append(
+            f"{', '.join(comma_columns)} use a decimal comma (row {df['_row'][first]}: "
+            f"{df[c][first]!r}); save the file with '.' as the decimal separator"
+        )
     for c in numeric:
+        if c in comma_columns:
+            continue
         not_numeric = (casted[c].is_null() & df[c].is_not_null()).arg_true().to_list()
         if not_numeric:
             problems.append(f"non-numeric {c} in rows {_show([df['_row'][i] for i in not_numeric])}")
+    # Only values that were empty in the file are missing; unreadable ones were reported above.
+    originally_null = {c: df[c].is_null() for c in numeric}
     df = df.with_columns(dates, *(s.alias(c) for c, s in casted.items()))
 
-    for c in [*PRICE_COLUMNS, *(("adj_close",) if adjusted else ())]:
-        rows = _rows(df, pl.col(c).is_null())
+    for c in numeric:
+        rows = df.filter(originally_null[c])["_row"].to_list()
         if rows:
             problems.append(f"missing {c} values in rows {_show(rows)}")
-    rows = _rows(df, pl.col("volume").is_null())
-    if rows:
-        problems.append(f"missing volume values in rows {_show(rows)}")
+    for c in numeric:
+        rows = _rows(df, pl.col(c).is_not_null() & ~pl.col(c).is_finite())
+        if rows:
+            problems.append(f"NaN or infinite {c} in rows {_show(rows)}")
+    today = dt.date.today()
+    early = _rows(df, pl.col("date") < EARLIEST_DATE)
+    if early:
+        problems.append(f"dates before {EARLIEST_DATE.isoformat()} in rows {_show(early)}")
+    late = _rows(df, pl.col("date") > today)
+    if late:
+        problems.append(f"dates after today ({today.isoformat()}) in rows {_show(late)}")
 
     dup = (
         df.filter(pl.col("date").is_not_null() & pl.col("date").is_duplicated())["date"]
@@ -168,22 +201,24 @@ def validate_ohlcv(frame: pl.DataFrame, name: str, min_rows: int = 250) -> Clean
         problems.append(f"duplicate dates {_show([d.isoformat() for d in dup])}")
 
     price_cols = [*PRICE_COLUMNS, *(("adj_close",) if adjusted else ())]
-    nonpositive = _rows(df, pl.any_horizontal(pl.col(c) <= 0 for c in price_cols))
+    # Rows with a NaN or infinite value were reported above; comparing them says nothing more.
+    checked = df.filter(pl.all_horizontal(pl.col(c).is_finite().fill_null(False) for c in numeric))
+    nonpositive = _rows(checked, pl.any_horizontal(pl.col(c) <= 0 for c in price_cols))
     if nonpositive:
         problems.append(f"prices <= 0 in rows {_show(nonpositive)}")
     top = pl.max_horizontal("open", "close")
     bottom = pl.min_horizontal("open", "close")
-    high_bad = _rows(df, pl.col("high") < top * (1 - HIGH_LOW_TOLERANCE))
+    high_bad = _rows(checked, pl.col("high") < top * (1 - HIGH_LOW_TOLERANCE))
     if high_bad:
         problems.append(
             f"{len(high_bad)} rows with high below max(open, close), first rows {_show(high_bad)}"
         )
-    low_bad = _rows(df, pl.col("low") > bottom * (1 + HIGH_LOW_TOLERANCE))
+    low_bad = _rows(checked, pl.col("low") > bottom * (1 + HIGH_LOW_TOLERANCE))
     if low_bad:
         problems.append(
             f"{len(low_bad)} rows with low above min(open, close), first rows {_show(low_bad)}"
         )
-    negative_volume = _rows(df, pl.col("volume") < 0)
+    negative_volume = _rows(checked, pl.col("volume") < 0)
     if negative_volume:
         problems.append(f"negative volume in rows {_show(negative_volume)}")
     if df.height < min_rows:

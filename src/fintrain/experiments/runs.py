@@ -114,20 +114,34 @@ class RunRecord:
         }
 
 
+_WARNED_UNDECODABLE: set[Path] = set()
+
+
 def read_metrics(run_dir: Path) -> list[Record]:
     """The records of ``metrics.jsonl``; a torn last line (a run killed mid-write) is skipped,
-    and so is a line this version does not know."""
+    and so is a line this version does not know. Lines that are not UTF-8 (a damaged disk
+    block, say) are skipped with one warning per file."""
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         return []
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    undecodable = []
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
         try:
-            data = json.loads(line)
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            undecodable.append(number)
+            continue
         except json.JSONDecodeError:
             continue
         if isinstance(data, dict) and (record := record_from_json(data)) is not None:
             records.append(record)
+    if undecodable and path not in _WARNED_UNDECODABLE:
+        _WARNED_UNDECODABLE.add(path)  # a command may read a run twice; it warns once
+        log.warning(
+            "%s: skipped %d line(s) that are not UTF-8 (line %s)", path, len(undecodable),
+            ", ".join(map(str, undecodable[:5])),
+        )
     return records
 
 

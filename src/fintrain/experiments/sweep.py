@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 
-from fintrain.config import RESUMABLE_FIELDS, RunConfig, validate_config
+from fintrain.config import RESUMABLE_FIELDS, RunConfig, check_run_name, validate_config
 from fintrain.errors import ConfigError, TrainingStopped
 from fintrain.evaluate.metrics import primary_metric
 from fintrain.train.marker import RunBusyError, busy_message, live_marker
@@ -94,9 +94,6 @@ class SweepResult:
 
     name: str
     cells: list[CellResult] = field(default_factory=list)
-
-
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]*")
 
 
 def parse_budgets(text: str | Sequence[str]) -> list[str]:
@@ -183,8 +180,7 @@ def sweep_cells(name: str, budgets: Sequence[str], seeds: int) -> list[Cell]:
     """
     # Cell names are parsed back as <name>-<budget>-seed<k>; budgets hold no hyphen, so a name
     # may (demo-v2), and it only has to be a safe folder name.
-    if not _NAME.fullmatch(name.replace("-", "_")):
-        raise ConfigError(f"sweep name {name!r}: use letters, digits, '-', '_' and '.', starting with a letter or digit")
+    check_run_name(name, "sweep name")
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
     return [Cell(b, k, f"{name}-{b}-seed{k}") for b in budgets for k in range(seeds)]

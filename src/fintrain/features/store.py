@@ -15,11 +15,11 @@ from typing import Any
 
 import polars as pl
 
-from fintrain.data.store import check_writable, raw_dataset, raw_manifest, raw_path
+from fintrain.data.store import raw_dataset, raw_manifest, raw_path
 from fintrain.errors import DataError, FeatureError
 from fintrain.features.build import TICKER, build_features
 from fintrain.features.tiers import feature_names, get_tier, tier_hash, tier_warmup
-from fintrain.storage import Manifest, md5_file, utc_now
+from fintrain.storage import Manifest, check_writable, md5_file, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ def _store(
     name = dataset_name(ticker, tier)
     manifest = processed_manifest(data_dir)
     manifest.read()  # a bad manifest is reported before anything is written
-    check_writable(Path(data_dir) / features_folder(ticker, tier))
+    check_writable(Path(data_dir) / features_folder(ticker, tier), "--data-dir")
 
     def new_entry(entries: list[dict[str, Any]], md5: str, path: str) -> dict[str, Any]:
         versions = [e.get("version", 0) for e in entries if e["dataset"] == name]

@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,8 +22,8 @@ import polars as pl
 import torch
 
 from fintrain import __version__
-from fintrain.config import RESUMABLE_FIELDS, ModelConfig, RunConfig, TrainConfig, validate_config
-from fintrain.device import device_label, manual_seed_all, resolve_device
+from fintrain.config import RESUMABLE_FIELDS, ModelConfig, RunConfig, TrainConfig, check_run_name, validate_config
+from fintrain.device import device_label, free_memory, is_oom, manual_seed_all, resolve_device
 from fintrain.evaluate import (
     MODEL,
     Assessment,
@@ -34,10 +35,19 @@ from fintrain.evaluate import (
     selection_metric,
     task_metrics,
 )
-from fintrain.errors import CheckpointError, ConfigError, RunBusyError, ThermalError
+from fintrain.errors import (
+    CheckpointError,
+    ConfigError,
+    DeviceError,
+    FintrainError,
+    RunBusyError,
+    RunError,
+    ThermalError,
+    TrainingStopped,
+)
 from fintrain.model import build_model, count_parameters, model_config_for
 from fintrain.records import FinalRecord
-from fintrain.storage import RUN_DATA_FILE, atomic_path, atomic_write_json, utc_now
+from fintrain.storage import RUN_DATA_FILE, atomic_path, atomic_write_json, check_writable, refused_writes, utc_now
 from fintrain.thermal import ThermalMonitor, open_sensor
 from fintrain.tracking import MultiSink, NullSink, RunInfo, make_sinks
 from fintrain.train.batch_cache import DEFAULT_BATCH_SIZE, lookup_batch_size
@@ -291,7 +301,21 @@ def _execute(plan: Plan, run_dir: Path, resume: dict[str, Any] | None, options: 
         train_cfg = TrainConfig.model_validate({**cfg.train.model_dump(), "batch_size": plan.batch_size})
         select = selection_metric(cfg.target.task, cfg.eval.select_on)
         data = FitData(splits.train, splits.val, cfg.target.task, select)
-        result = fit(plan.model, data, train_cfg, sink, checkpointer, monitor=monitor, resume=resume, dist=dist)
+        oom = None
+        try:
+            result = fit(plan.model, data, train_cfg, sink, checkpointer, monitor=monitor, resume=resume, dist=dist)
+        except Exception as exc:  # only out-of-memory is translated; anything else goes on up
+            if not is_oom(exc):
+                raise
+            oom = str(exc).splitlines()[0][:200]
+        if oom is not None:
+            # Outside the except block, so the traceback no longer pins the step's tensors.
+            free_memory(plan.device)
+            raise DeviceError(
+                f"out of memory at batch size {plan.batch_size} on {device_label(plan.device)} ({oom}); "
+                "run `fintrain probe-batch` to find the largest batch size this machine holds, then "
+                "train with --batch-size N"
+            )
         if not dist.is_main:
             return None
         best = load_checkpoint(run_dir / CHECKPOINT_DIR / BEST)
@@ -363,6 +387,9 @@ def start_run(
     ``options`` say how the run is shown and watched (see :class:`RunOptions`).
     """
     dist = options.dist or Distributed()
+    if run_name is not None:
+        check_run_name(run_name)
+    check_writable(Path(runs_dir), "--runs-dir")
     # Ranks could stamp different seconds into a default name: rank 0's name is the run's.
     name = dist.broadcast(run_name or default_run_name(cfg))
     run_dir = Path(runs_dir) / name
@@ -375,20 +402,28 @@ def start_run(
     cfg = validate_config(_with(cfg.model_dump(mode="json"), "train.batch_size", plan.batch_size))
     plan.cfg = cfg
     if dist.is_main:
-        Path(runs_dir).mkdir(parents=True, exist_ok=True)
-        try:
-            # Not exist_ok: of two processes given the same name, the later one stops here.
-            run_dir.mkdir()
-        except FileExistsError:
-            raise _exists_error(run_dir) from None
-        (run_dir / CHECKPOINT_DIR).mkdir()
+        check_writable(Path(runs_dir), "--runs-dir")
+        with refused_writes(Path(runs_dir), "--runs-dir"):
+            Path(runs_dir).mkdir(parents=True, exist_ok=True)
+            try:
+                # Not exist_ok: of two processes given the same name, the later one stops here.
+                run_dir.mkdir()
+            except FileExistsError:
+                raise _exists_error(run_dir) from None
+            (run_dir / CHECKPOINT_DIR).mkdir()
     # The marker goes in before config.json, so no reader sees a run folder without one.
-    with _holding(run_dir, dist):
-        if dist.is_main:
-            atomic_write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
-            # The versions trained on, so that `data prune` keeps them and a resume finds them.
-            atomic_write_json(run_dir / RUN_DATA_FILE, plan.prepared.versions())
-        summary = _execute(plan, run_dir, None, options)
+    try:
+        with _holding(run_dir, dist):
+            if dist.is_main:
+                atomic_write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
+                # The versions trained on, so that `data prune` keeps them and a resume finds them.
+                atomic_write_json(run_dir / RUN_DATA_FILE, plan.prepared.versions())
+            summary = _execute(plan, run_dir, None, options)
+    except (FintrainError, OSError) as exc:
+        # A run that failed before its first checkpoint has nothing to resume: leave no folder.
+        if dist.is_main and not isinstance(exc, TrainingStopped) and not any((run_dir / CHECKPOINT_DIR).glob("*.pt")):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return RunOutcome(run_dir, summary)
 
 
@@ -438,7 +473,14 @@ def load_run_config(run_dir: Path, overrides: dict[str, Any]) -> RunConfig:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a fintrain run folder (no config.json)")
-    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunError(
+            f"{path} is damaged ({exc}); restore it from a backup, or start a new run"
+        ) from exc
+    if not isinstance(data, dict):
+        raise RunError(f"{path} does not hold a JSON object; restore it from a backup, or start a new run")
     for dotted, value in overrides.items():
         if dotted not in RESUMABLE_FIELDS:
             raise ConfigError(f"{dotted} cannot change on --resume; allowed: {', '.join(RESUMABLE_FIELDS)}")
