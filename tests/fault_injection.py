@@ -11,6 +11,7 @@ Actions:
     fetch DATA_DIR TICKER            fintrain data fetch from Yahoo, through the network seam
                                      (``sources.yahoo_history``) answering with recorded data
     features DATA_DIR TICKER TIER    fintrain features build
+    checkpoint FOLDER                save_checkpoint of last.pt, one step past the one there
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 KILLED = 86
 # Each kill needs a fresh process; a fork server that has imported these already starts one in
 # milliseconds instead of the seconds that importing polars and torch take.
-PRELOAD = ["fault_injection", "fintrain.data", "fintrain.features", "torch", "pandas", "bokeh_sampledata.stocks"]
+PRELOAD = ["fault_injection", "fintrain.data", "fintrain.features", "fintrain.train.checkpoint", "torch", "pandas", "bokeh_sampledata.stocks"]
 
 
 def recorded_yahoo(ticker, start, end):
@@ -60,8 +61,24 @@ def run(action: str, args: list[str]) -> None:
         from fintrain.features import ensure_features
 
         ensure_features(Path(args[0]), args[1], args[2])
+    elif action == "checkpoint":
+        save_next_checkpoint(Path(args[0]))
     else:
         raise SystemExit(f"unknown action {action}")
+
+
+def save_next_checkpoint(folder: Path) -> int:
+    """Save ``folder/last.pt`` one step past the one there (step 0 when none); return the step."""
+    import torch
+
+    from fintrain.train.checkpoint import LAST, load_checkpoint, save_checkpoint
+
+    path = folder / LAST
+    step = load_checkpoint(path)["step"] + 1 if path.is_file() else 0
+    torch.manual_seed(step)
+    model = torch.nn.Linear(16, 4)
+    save_checkpoint(path, {"model": model.state_dict(), "state": {"step": step}, "step": step})
+    return step
 
 
 def main(argv: list[str]) -> None:

@@ -220,6 +220,10 @@ class TrainConfig(Section):
     precision: Literal["fp32", "bf16"] = Field("fp32")
     log_every: int = Field(20, ge=1, description="Steps between training-loss logs.")
     checkpoint_every: int | None = Field(None, ge=1, description="Steps between last.pt saves.")
+    max_nonfinite_steps: int = Field(
+        10, ge=1, description="Optimizer steps in a row skipped for a non-finite loss or gradient norm "
+        "before training stops (exit 1)."
+    )
 
     @field_validator("batch_size")
     @classmethod

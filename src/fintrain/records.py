@@ -28,6 +28,7 @@ class Event(StrEnum):
     INTERRUPTED = "interrupted"
     EARLY_STOP = "early_stop"
     RESUMED = "resumed"
+    NONFINITE = "nonfinite"
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,9 @@ def test_run_folder_files_and_schemas(cli, tiny_config):
     assert predictions.filter(pl.col("split") == "val").height == summary["windows"]["val"]
     assert summary["device"].startswith("cpu") and summary["steps"] > 0
     assert summary["data_md5"]["raw"] and summary["data_md5"]["features"]
+    assert summary["skipped_steps"] == 0
+    data = json.loads((run / "data.json").read_text())
+    assert data == {"raw": {"MSFT": summary["data_md5"]["raw"]}, "features": {"MSFT": summary["data_md5"]["features"]}}
     assert summary["samples_per_s"] > 0 and summary["best_epoch"] in (0, 1)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     kinds = {r["kind"] for r in records}
@@ -231,13 +234,49 @@ def test_ctrl_c_saves_and_exits_130_then_resumes_identically(tmp_path, tiny_conf
     assert _same(reference, _weights(runs / "int"))
 
 
-def test_resume_refuses_changed_data(cli, tiny_config):
+def test_resume_after_a_reimport_trains_on_the_version_it_started_with(cli, tiny_config):
     assert cli("train", "--config", str(tiny_config), "--run-name", "r", "--max-steps", "4").exit_code == 0
-    # The raw file changes (a shorter history), so the features are rebuilt with another md5.
+    started = json.loads((cli.runs_dir / "r" / "data.json").read_text())
+    # The ticker is re-imported (a shorter history): its current version has another md5.
     assert cli("data", "fetch", "MSFT", "--source", "sample", "--end", "2012-06-30").exit_code == 0
     result = cli("train", "--resume", str(cli.runs_dir / "r"), "--max-steps", "8")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((cli.runs_dir / "r" / "summary.json").read_text())
+    assert summary["steps"] == 8
+    assert summary["data_md5"] == {"raw": started["raw"]["MSFT"], "features": started["features"]["MSFT"]}
+    versions = json.loads(cli("data", "versions", "MSFT", "--json").stdout)
+    assert [v["runs"] for v in versions if v["md5"] == started["raw"]["MSFT"]] == [["r"]]
+
+
+def test_resume_refuses_only_when_its_version_is_gone_naming_the_md5(cli, tiny_config):
+    assert cli("train", "--config", str(tiny_config), "--run-name", "r", "--max-steps", "4").exit_code == 0
+    raw_md5 = json.loads((cli.runs_dir / "r" / "data.json").read_text())["raw"]["MSFT"]
+    assert cli("data", "fetch", "MSFT", "--source", "sample", "--end", "2012-06-30").exit_code == 0
+    # Gone: the run folder is moved away, so prune does not see that it uses the version.
+    (cli.runs_dir / "r").rename(cli.root / "r")
+    assert cli("data", "prune", "--keep", "1").exit_code == 0
+    result = cli("train", "--resume", str(cli.root / "r"), "--max-steps", "8")
     assert result.exit_code == 1
-    assert "feature file changed" in result.stderr
+    assert f"raw md5 {raw_md5}" in result.stderr and "is gone" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_resume_with_a_corrupt_last_pt_offers_last_prev(cli, tiny_config):
+    assert cli("train", "--config", str(tiny_config), "--run-name", "r", "--max-steps", "6",
+               "--checkpoint-every", "2").exit_code == 0
+    checkpoints = cli.runs_dir / "r" / "checkpoints"
+    previous_step = load_checkpoint(checkpoints / "last.prev.pt")["step"]
+    data = (checkpoints / "last.pt").read_bytes()
+    (checkpoints / "last.pt").write_bytes(data[: len(data) // 2])  # torn by a disk error, say
+    result = cli("train", "--resume", str(cli.runs_dir / "r"), "--max-steps", "10")
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output and "weights_only" not in result.stderr
+    assert str(checkpoints / "last.pt") in lines[0]
+    assert f"last.prev.pt (step {previous_step}) is intact" in lines[0]
+    (checkpoints / "last.prev.pt").replace(checkpoints / "last.pt")
+    again = cli("train", "--resume", str(cli.runs_dir / "r"), "--max-steps", "10")
+    assert again.exit_code == 0, again.output
 
 
 @pytest.mark.slow

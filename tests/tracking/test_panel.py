@@ -200,3 +200,12 @@ def test_a_failed_redraw_is_logged_once_and_the_next_change_is_drawn(info, rec, 
         assert calls["n"] > drawn_before, "the thread survived and drew the next change"
     assert "drawing the live panel failed" in caplog.text and caplog.text.count("a drawing bug") >= 1
     assert "17/30" in console.export_text()
+
+
+def test_panel_counts_the_steps_skipped_for_non_finite_values(info, rec):
+    panel = fed(info, rec)
+    assert "skipped" not in text_of(panel)
+    for step in (12, 13):
+        panel.log(rec.event("nonfinite", step, f"non-finite loss or gradient norm at step {step + 1}: optimizer "
+                            "step skipped"), step)
+    assert "2 skipped (non-finite)" in text_of(panel)

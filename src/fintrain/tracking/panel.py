@@ -32,7 +32,7 @@ from fintrain.display import (
     temperature_text,
     val_metrics,
 )
-from fintrain.records import EpochRecord, EventRecord, FinalRecord, Record, StatusRecord, TrainRecord
+from fintrain.records import EpochRecord, Event, EventRecord, FinalRecord, Record, StatusRecord, TrainRecord
 from fintrain.thermal.reading import pressure_name
 from fintrain.tracking.sink import RunInfo
 
@@ -55,6 +55,7 @@ EVENT_STYLES = {
     "thermal_stop": "bold red",
     "interrupted": "bold red",
     "early_stop": "yellow",
+    "nonfinite": "bold yellow",
 }
 
 BAR_WIDTH = 30
@@ -142,6 +143,7 @@ class LivePanel:
         self._final: dict[str, Any] | None = None
         self._losses: deque[float] = deque(maxlen=history)
         self._events: deque[tuple[int, str, str]] = deque(maxlen=max_events)
+        self._skipped = 0  # optimizer steps skipped for a non-finite loss or gradient norm
         # (step, training seconds) of the first and latest records that carry them: the ETA.
         self._first_progress: tuple[int, float] | None = None
         self._progress: tuple[int, float] | None = None
@@ -172,6 +174,8 @@ class LivePanel:
                     self._epoch = record.to_json()
                 case EventRecord(event=event, message=message):
                     self._events.append((step, str(event), message))
+                    if event is Event.NONFINITE:
+                        self._skipped += 1
                 case FinalRecord():
                     self._final = record.to_json()
         self._changed.set()
@@ -237,6 +241,7 @@ class LivePanel:
                 "final": dict(self._final) if self._final is not None else None,
                 "losses": list(self._losses),
                 "events": list(self._events),
+                "skipped": self._skipped,
                 "first_progress": self._first_progress,
                 "progress": self._progress,
                 "step": self._step,
@@ -271,6 +276,8 @@ class LivePanel:
         step_text = _bar(step, total)
         percent = min(100.0, 100.0 * step / total) if total else 0.0
         step_text.append(f"  {step:,}/{total:,}  {percent:.0f}%  ETA {format_duration(self._eta(snap, total))}")
+        if snap["skipped"]:
+            step_text.append(f"  {snap['skipped']:,} skipped (non-finite)", style="bold yellow")
         grid.add_row("step", step_text)
 
         speed = Text(format_lr(train.get("lr")) if train else "-")

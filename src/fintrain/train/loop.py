@@ -111,6 +111,8 @@ class FitState:
     samples_seen: int = 0
     paused_total_s: float = 0.0
     temp_max_c: float | None = None
+    skipped_steps: int = 0  # optimizer steps skipped for a non-finite loss or gradient norm
+    nonfinite_in_a_row: int = 0
 
     @property
     def done(self) -> bool:
@@ -211,19 +213,25 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
 
 def train_step(
     model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig
-) -> torch.Tensor:
+) -> torch.Tensor | None:
     """One optimizer step on one batch; returns the batch's mean loss (detached, on the device).
 
     Forward (under bf16 autocast when ``cfg.precision`` says so), loss, backward, gradient
-    clipping at ``cfg.grad_clip``, optimizer step. No host sync: the caller decides when to read.
+    clipping at ``cfg.grad_clip``, optimizer step. When the loss or the gradient norm is NaN or
+    infinite the optimizer step is skipped and None returned: one NaN batch would otherwise make
+    every weight NaN. That check is the step's one host sync (as ``torch.amp.GradScaler``'s).
     """
     with _autocast(x.device, cfg.precision):
         out = model(x).reshape(-1)  # (B,)
     loss = loss_fn(out, y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    if cfg.grad_clip:
-        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    # An infinite max_norm measures the norm without clipping.
+    norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or math.inf)
+    # Under DDP the gradients (so the norm) are already all-reduced: every rank decides alike.
+    if not bool(torch.isfinite(norm) & torch.isfinite(loss.detach())):
+        optimizer.zero_grad(set_to_none=True)
+        return None
     optimizer.step()
     return loss.detach()
 
@@ -524,6 +532,22 @@ def _stop(decision: Decision, gate: ThermalGate, state: FitState, saver: _Saver)
                           "--resume when the machine has cooled", exit_code=3)
 
 
+def _skipped(state: FitState, cfg: TrainConfig, sink: MetricSink) -> None:
+    """Count an optimizer step skipped for a non-finite loss or gradient norm; stop after too many."""
+    state.skipped_steps += 1
+    state.nonfinite_in_a_row += 1
+    step = state.step + 1  # the step being taken
+    _event(sink, state, Event.NONFINITE, f"non-finite loss or gradient norm at step {step}: optimizer step skipped "
+           f"({state.nonfinite_in_a_row} in a row, {state.skipped_steps} in all)")
+    if state.nonfinite_in_a_row >= cfg.max_nonfinite_steps:
+        raise FintrainError(
+            f"training stopped: {state.nonfinite_in_a_row} optimizer steps in a row (to step {step}) had a "
+            f"non-finite loss or gradient norm (train.max_nonfinite_steps={cfg.max_nonfinite_steps}); the weights "
+            "were left as they were. Lower --lr, check the data with `fintrain data verify`, or resume from "
+            "last.pt with a higher train.max_nonfinite_steps"
+        )
+
+
 def _batch_size(cfg: TrainConfig) -> int:
     if not isinstance(cfg.batch_size, int):
         raise ValueError("fit needs a resolved batch size, not 'auto' (see fintrain.train.run.resolve_batch_size)")
@@ -594,20 +618,24 @@ def fit(
                     time_s = state.train_seconds + _train_clock(state) - window_start
                     _status(sink, state, gate.status, device, time_s=time_s)
                 x, y = data.train.gather(dist.shard(order[b]))
-                window_loss.add(train_step(net, optimizer, loss_fn, x, y, cfg), len(y))
-                scheduler.step()
+                if (loss := train_step(net, optimizer, loss_fn, x, y, cfg)) is None:
+                    _skipped(state, cfg, sink)
+                else:
+                    state.nonfinite_in_a_row = 0
+                    window_loss.add(loss, len(y))
+                    scheduler.step()  # the schedule counts the updates made
                 state.step, state.batch_in_epoch = state.step + 1, b + 1
                 state.samples_seen += len(order[b])  # the global batch
                 reached_max = bool(cfg.max_steps and state.step >= cfg.max_steps)
                 last_of_epoch = b == len(order) - 1
                 if state.step % cfg.log_every == 0 or reached_max or last_of_epoch:
                     synchronize(device)
-                    loss = window_loss.mean(dist)
+                    mean_loss = window_loss.mean(dist)
                     seconds = _train_clock(state) - window_start
                     state.train_seconds += seconds
                     throughput = (state.samples_seen - window_samples) / max(seconds, 1e-9)
                     temp_c = gate.status.temp_c if gate.status else None
-                    sink.log(TrainRecord(state.epoch, state.step, loss, scheduler.get_last_lr()[0], throughput, temp_c,
+                    sink.log(TrainRecord(state.epoch, state.step, mean_loss, scheduler.get_last_lr()[0], throughput, temp_c,
                                          state.train_seconds), state.step)
                     epoch_loss.absorb(window_loss)
                     window_start, window_samples = _train_clock(state), state.samples_seen

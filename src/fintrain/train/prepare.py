@@ -12,9 +12,9 @@ import polars as pl
 import torch
 
 from fintrain.config import RunConfig
-from fintrain.data import current_raw, fetch
+from fintrain.data import current_raw, fetch, raw_dataset, raw_manifest
 from fintrain.dataset import Splits, build_dataset
-from fintrain.errors import ConfigError
+from fintrain.errors import ConfigError, DataError
 from fintrain.features import TIERS, ensure_features_many, feature_names
 from fintrain.model import parse_budget
 
@@ -59,8 +59,23 @@ class Prepared:
         return {"raw": raw, "features": features}
 
 
-def ensure_raw(data_dir: Path, cfg: RunConfig, ticker: str, notify: Callable[[str], None]) -> dict[str, Any]:
-    """The current raw entry of a ticker, fetching it first when absent."""
+def ensure_raw(
+    data_dir: Path, cfg: RunConfig, ticker: str, notify: Callable[[str], None], md5: str | None = None
+) -> dict[str, Any]:
+    """The current raw entry of a ticker, fetching it first when absent; or its version ``md5``.
+
+    Raises:
+        DataError: version ``md5`` is gone (pruned, or another data folder), naming it.
+    """
+    if md5 is not None:
+        entry = raw_manifest(data_dir).find(raw_dataset(ticker), md5)
+        if entry is None or not (Path(data_dir) / entry["path"]).is_file():
+            raise DataError(
+                f"the {ticker} data this run started with (raw md5 {md5}) is gone from {data_dir}; "
+                f"`fintrain data versions {ticker}` lists the versions kept. Import that data again, or "
+                "start a new run"
+            )
+        return entry
     entry = current_raw(data_dir, ticker)
     if entry is None or not (Path(data_dir) / entry["path"]).is_file():
         notify(f"no raw data for {ticker}: fetching it from {cfg.data.source}")
@@ -73,19 +88,25 @@ def prepare_data(
     cfg: RunConfig,
     device: torch.device | str = "cpu",
     notify: Callable[[str], None] = log.info,
+    *,
+    raw_md5s: dict[str, str] | None = None,
 ) -> Prepared:
     """Raw data, then the tier's features (rebuilt when stale), then the dataset on ``device``.
 
     Several tickers are pooled into one frame with a ``ticker`` column: the dataset cuts
     windows within each ticker, splits all of them on the same dates and scales them with
-    statistics of all tickers' training rows.
+    statistics of all tickers' training rows. ``raw_md5s`` pins tickers to raw versions (a
+    resumed run's), which need not be the current ones.
     """
     data_dir = Path(data_dir)
     raw_entries: dict[str, dict[str, Any]] = {}
     feature_entries: dict[str, dict[str, Any]] = {}
     for ticker in cfg.data.tickers:
-        raw_entries[ticker] = ensure_raw(data_dir, cfg, ticker, notify)
-    builds = ensure_features_many(data_dir, cfg.data.tickers, cfg.features.tier, min_rows=cfg.split.context_len)
+        raw_entries[ticker] = ensure_raw(data_dir, cfg, ticker, notify, (raw_md5s or {}).get(ticker))
+    pinned = {t: e["md5"] for t, e in raw_entries.items()} if raw_md5s else None
+    builds = ensure_features_many(
+        data_dir, cfg.data.tickers, cfg.features.tier, min_rows=cfg.split.context_len, raw_md5s=pinned
+    )
     frames: list[pl.DataFrame] = []
     for ticker, build in builds.items():
         if build.rebuilt:

@@ -51,7 +51,7 @@ from fintrain.storage import RUN_DATA_FILE, atomic_path, atomic_write_json, chec
 from fintrain.thermal import ThermalMonitor, open_sensor
 from fintrain.tracking import MultiSink, NullSink, RunInfo, make_sinks
 from fintrain.train.batch_cache import DEFAULT_BATCH_SIZE, lookup_batch_size
-from fintrain.train.checkpoint import BEST, CHECKPOINT_DIR, LAST, load_checkpoint
+from fintrain.train.checkpoint import BEST, CHECKPOINT_DIR, LAST, LAST_PREV, load_checkpoint
 from fintrain.train.distributed import Distributed, rank_device
 from fintrain.train.loop import (
     Checkpointer,
@@ -143,15 +143,22 @@ def resolve_batch_size(cfg: RunConfig, device: torch.device, model_cfg: ModelCon
 
 
 def plan_run(
-    cfg: RunConfig, data_dir: Path, notify: Callable[[str], None] = log.info, dist: Distributed | None = None
+    cfg: RunConfig,
+    data_dir: Path,
+    notify: Callable[[str], None] = log.info,
+    dist: Distributed | None = None,
+    raw_md5s: dict[str, str] | None = None,
 ) -> Plan:
-    """Resolve the device, prepare the data and build the model, without training."""
+    """Resolve the device, prepare the data and build the model, without training.
+
+    ``raw_md5s`` pins tickers to the raw versions a resumed run started with.
+    """
     check_names(cfg)
     dist = dist or Distributed()
     device = rank_device(dist, resolve_device(cfg.train.device))
     if not dist.is_main:
         dist.barrier()  # rank 0 fetches and builds first; the others then read its files
-    prepared = prepare_data(data_dir, cfg, device, notify)
+    prepared = prepare_data(data_dir, cfg, device, notify, raw_md5s=raw_md5s)
     if dist.is_main:
         dist.barrier()
     model_cfg = model_config_for(cfg, prepared.n_features)
@@ -357,6 +364,7 @@ def _execute(plan: Plan, run_dir: Path, resume: dict[str, Any] | None, options: 
             "samples_per_s": state.samples_seen / state.train_seconds if state.train_seconds else None,
             "temp_max_c": state.temp_max_c,
             "paused_total_s": state.paused_total_s,
+            "skipped_steps": state.skipped_steps,
             "windows": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
             "data_md5": plan.prepared.data_md5(),
             "finished_at": utc_now(),
@@ -510,7 +518,7 @@ def resume_run(
         last_path = run_dir / CHECKPOINT_DIR / LAST
         if not last_path.is_file():
             raise CheckpointError(f"{run_dir} has no {CHECKPOINT_DIR}/{LAST} to resume from; start a new run")
-        checkpoint = load_checkpoint(last_path)
+        checkpoint = _load_last(last_path)
         state = FitState.from_dict(checkpoint["state"])
         extended = _extends(cfg, state)
         if state.done and not extended and (run_dir / "summary.json").is_file():
@@ -519,7 +527,7 @@ def resume_run(
             checkpoint["state"] = {**checkpoint["state"], "stop": None, "done": False}
         if overrides and dist.is_main:
             atomic_write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
-        plan = plan_run(cfg, data_dir, options.notify, dist)
+        plan = plan_run(cfg, data_dir, options.notify, dist, raw_md5s=_started_on(run_dir, checkpoint, cfg))
         if plan.prepared.data_md5()["features"] != checkpoint["data_md5"]["features"]:
             raise CheckpointError(
                 f"the feature file changed since this run's checkpoint (md5 "
@@ -528,6 +536,35 @@ def resume_run(
             )
         summary = _execute(plan, run_dir, checkpoint, options)
         return RunOutcome(run_dir, summary)
+
+
+def _load_last(path: Path) -> dict[str, Any]:
+    """``last.pt``; when it is damaged, the error says whether ``last.prev.pt`` can stand in."""
+    try:
+        return load_checkpoint(path)
+    except CheckpointError as exc:
+        previous = path.with_name(LAST_PREV)
+        try:
+            step = load_checkpoint(previous)["step"]
+        except CheckpointError:
+            raise exc from None
+        raise CheckpointError(
+            f"{exc}. The previous checkpoint {previous.name} (step {step}) is intact: to resume from it, "
+            f"copy it over {path.name} (cp {previous} {path}) and run --resume again"
+        ) from None
+
+
+def _started_on(run_dir: Path, checkpoint: dict[str, Any], cfg: RunConfig) -> dict[str, str]:
+    """The raw version (md5) of each ticker the run started with: its data.json, else its checkpoint."""
+    recorded = None
+    try:
+        recorded = json.loads((run_dir / RUN_DATA_FILE).read_text(encoding="utf-8")).get("raw")
+    except (OSError, ValueError, AttributeError):
+        pass
+    if not isinstance(recorded, dict):
+        raw = checkpoint.get("data_md5", {}).get("raw")
+        recorded = {cfg.data.tickers[0]: raw} if isinstance(raw, str) else raw
+    return {t: m for t, m in (recorded or {}).items() if isinstance(t, str) and isinstance(m, str)}
 
 
 def _extends(cfg: RunConfig, state: FitState) -> bool:
