@@ -109,6 +109,11 @@ class SplitConfig(Section):
     gap: int | None = Field(
         None, ge=0, description="Purge gap in rows between splits; default and minimum: the horizon."
     )
+    data_fraction: float = Field(
+        1.0, gt=0, le=1, description="Share of the training period kept: its oldest dates are dropped so that "
+        "this fraction of them remains, ending at the same last training date; validation and test "
+        "windows stay the same (the data axis of a scaling study)."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> SplitConfig:

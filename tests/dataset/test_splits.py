@@ -252,3 +252,38 @@ def test_each_window_carries_the_return_from_close_t_to_close_t_plus_1(make_fram
             close = source["close"].to_numpy()
             rows = source["date"].search_sorted(part.dates.filter(pl.Series(mine)))
             np.testing.assert_allclose(part.next_returns[mine], close[rows + 1] / close[rows] - 1)
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.25])
+def test_data_fraction_cuts_the_training_period_from_its_start_and_keeps_val_and_test(
+    frame: pl.DataFrame, fraction: float
+) -> None:
+    full = build(frame, context_len=10)
+    cut = build(frame, context_len=10, data_fraction=fraction)
+    dates = frame["date"]
+    # Worked example: 400 dates, 70% = 280 training dates; the last round(280 * f) are kept.
+    assert full.boundaries.train_end == cut.boundaries.train_end == dates[279]
+    kept = round(280 * fraction)
+    assert cut.boundaries.train_start == dates[280 - kept] and full.boundaries.train_start is None
+    assert cut.summary()["train_start"] == dates[280 - kept].isoformat()
+    # Validation and test: the same windows, dates and labels.
+    for name in ("val", "test"):
+        assert torch.equal(getattr(cut, name).ends, getattr(full, name).ends)
+        assert getattr(cut, name).dates.equals(getattr(full, name).dates)
+        assert torch.equal(getattr(cut, name).labels, getattr(full, name).labels)
+    # Training: the same last window; the first one starts at the cut (no row before it is read).
+    train_ends = ends(cut, "train")
+    assert train_ends.max() == ends(full, "train").max()
+    assert train_ends.min() - 9 == 280 - kept
+    assert len(cut.train) == len(full.train) - (280 - kept)
+    # The scaler sees the kept training rows only.
+    rows = frame.slice(280 - kept, int(train_ends.max()) - (280 - kept) + 1).select(FEATURES).to_numpy()
+    np.testing.assert_allclose(cut.scaler.mean.numpy(), rows.mean(axis=0), rtol=1e-5)
+
+
+def test_data_fraction_is_checked_and_too_little_training_data_says_so(make_frame) -> None:
+    for bad in (0.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match="data_fraction"):
+            SplitConfig(data_fraction=bad)
+    with pytest.raises(DataError, match=r"the train split has no windows.*data_fraction=0.01"):
+        build(make_frame(400), context_len=20, data_fraction=0.01)

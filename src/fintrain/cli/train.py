@@ -157,6 +157,7 @@ def train(
     horizon: Annotated[Optional[int], typer.Option(help="Days ahead the label looks (default 1).")] = None,
     threshold: Annotated[Optional[float], typer.Option(help="tau of the threshold task (default 0.01).")] = None,
     context_len: Annotated[Optional[int], typer.Option(help="Rows in one input window (default 60).")] = None,
+    data_fraction: Annotated[Optional[float], typer.Option(help="Keep this share of the training period, dropping its oldest dates (same last training date; validation and test unchanged) (default 1).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs (default 20).")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many optimizer steps.")] = None,
     batch_size: Annotated[Optional[str], typer.Option(help="Samples per step, or auto (probe-batch's cached pick).")] = None,
@@ -197,7 +198,7 @@ def train(
             given = {
                 "--config": config, "--ticker": ticker, "--universe": universe, "--source": source, "--tier": tier,
                 "--budget": budget, "--task": task, "--horizon": horizon, "--threshold": threshold,
-                "--context-len": context_len, "--batch-size": batch_size, "--lr": lr, "--seed": seed,
+                "--context-len": context_len, "--data-fraction": data_fraction, "--batch-size": batch_size, "--lr": lr, "--seed": seed,
                 "--precision": precision, "--run-name": run_name,
             }
             refused = [name for name, value in given.items() if value is not None] + (["--dry-run"] if dry_run else [])
@@ -227,7 +228,7 @@ def train(
                     "features": {"tier": tier},
                     "model": {"budget": budget},
                     "target": {"task": task, "horizon": horizon, "threshold": threshold},
-                    "split": {"context_len": context_len},
+                    "split": {"context_len": context_len, "data_fraction": data_fraction},
                     "train": {"epochs": epochs, "max_steps": max_steps, "batch_size": _batch_size(batch_size),
                               "lr": lr, "seed": seed, "device": device, "precision": precision,
                               "checkpoint_every": checkpoint_every},

@@ -7,6 +7,12 @@ ending at row t; it belongs to the split that holds t, and only if its label row
 and a purge gap of ``gap`` >= h rows after t stay inside that split. The windows of the
 validation and test splits may start in the previous split: their inputs are the past, only
 labels must not overlap.
+
+``split.data_fraction`` < 1 shortens the training period from its start: of the distinct
+training dates only the last ``round(n * fraction)`` are kept (the same last training date), so
+training windows, the scaler's rows and the learned baselines see less history, while the
+validation and test windows (their dates and labels) are exactly those of the full period.
+A training window lies wholly inside the kept period; the rows before it are not used at all.
 """
 
 from __future__ import annotations
@@ -30,11 +36,13 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class Boundaries:
-    """The last date of the training and validation periods, and the purge gap in rows."""
+    """The first (kept) and last date of the training period, the last validation date, and the
+    purge gap in rows."""
 
     train_end: dt.date
     val_end: dt.date
     gap: int
+    train_start: dt.date | None = None  # None: the training period starts with the data
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,7 @@ class Splits:
             "context_len": self.context_len,
             "n_features": self.n_features,
             "gap": self.boundaries.gap,
+            "train_start": self.boundaries.train_start.isoformat() if self.boundaries.train_start else None,
             "train_end": self.boundaries.train_end.isoformat(),
             "val_end": self.boundaries.val_end.isoformat(),
         }
@@ -123,6 +132,16 @@ def split_dates(dates: pl.Series, split: SplitConfig) -> tuple[dt.date, dt.date]
     return unique[a - 1], unique[b - 1]
 
 
+def training_start(dates: pl.Series, train_end: dt.date, fraction: float) -> dt.date | None:
+    """The first training date kept under ``split.data_fraction``: the last ``round(n * fraction)``
+    (at least one) of the n distinct dates up to ``train_end``; None for the whole period."""
+    if fraction >= 1.0:
+        return None
+    kept_dates = dates.filter(dates <= train_end).unique().sort()
+    keep = max(1, round(kept_dates.len() * fraction))
+    return kept_dates[kept_dates.len() - keep]
+
+
 def _check_frame(frame: pl.DataFrame, feature_columns: list[str], target: TargetConfig) -> None:
     needed = ["date", "close", *(["high"] if target.task == "threshold" else [])]
     missing = [c for c in [*needed, *feature_columns] if c not in frame.columns]
@@ -150,9 +169,12 @@ def _sample_masks(frame: pl.DataFrame, target: TargetConfig, split: SplitConfig)
     gap = purge_gap(target, split)
     by = TICKER if TICKER in frame.columns else None
     train_end, val_end = split_dates(frame["date"], split)
+    train_start = training_start(frame["date"], train_end, split.data_fraction)
     date = pl.col("date")
+    # Region -1: training dates cut off by split.data_fraction; they belong to no split.
     region = (
-        pl.when(date <= train_end).then(0).when(date <= val_end).then(1).otherwise(2)
+        pl.when(date < (train_start or dt.date.min)).then(-1)
+        .when(date <= train_end).then(0).when(date <= val_end).then(1).otherwise(2)
     ).alias("_region")
 
     def per(e: pl.Expr) -> pl.Expr:
@@ -164,16 +186,20 @@ def _sample_masks(frame: pl.DataFrame, target: TargetConfig, split: SplitConfig)
         frame.lazy()
         .select(date, *([pl.col(by)] if by else []), target_expr(target, by), next_return_expr(by), region, pos)
         # The last row of each row's own region (within its ticker).
-        .with_columns(pl.col("_pos").max().over([*keys, "_region"]).alias("_region_last"))
+        .with_columns(pl.col("_pos").max().over([*keys, "_region"]).alias("_region_last"),
+                      pl.col("_pos").min().over([*keys, "_region"]).alias("_region_first"))
         .with_columns(
             sample=(pl.col("_pos") >= split.context_len - 1)
             & pl.col(TARGET).is_not_null()
+            & (pl.col("_region") >= 0)
+            # A training window starts inside the (kept) training period.
+            & ((pl.col("_region") != 0) | (pl.col("_pos") - (split.context_len - 1) >= pl.col("_region_first")))
             & ((pl.col("_region") == 2) | (pl.col("_pos") + gap <= pl.col("_region_last"))),
             train_row=(pl.col("_region") == 0) & (pl.col("_pos") + gap <= pl.col("_region_last")),
         )
         .collect()
     )
-    return masks, Boundaries(train_end, val_end, gap)
+    return masks, Boundaries(train_end, val_end, gap, train_start)
 
 
 def build_dataset(
@@ -229,11 +255,13 @@ def build_dataset(
     for code, name in enumerate(SPLITS):
         ends_np = np.flatnonzero(sample & (region == code))
         if ends_np.size == 0:
+            cut = (f", data_fraction={split.data_fraction:g} (training from {bounds.train_start})"
+                   if bounds.train_start else "")
             raise DataError(
                 f"the {name} split has no windows: {frame.height} rows, context_len="
                 f"{split.context_len}, gap={bounds.gap}, train_end={bounds.train_end}, "
-                f"val_end={bounds.val_end}; use more data, a shorter context or other split "
-                "fractions/dates"
+                f"val_end={bounds.val_end}{cut}; use more data, a shorter context, a larger data "
+                "fraction or other split fractions/dates"
             )
         ends = torch.from_numpy(ends_np).to(device)
         sets[name] = WindowSet(
