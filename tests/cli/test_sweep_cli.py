@@ -60,3 +60,13 @@ def test_lr_and_lrs_together_exit_2_before_any_work(cli, tiny):
     bad = cli("sweep", "--name", "s", "--config", str(tiny), "--lrs", "1e-3,fast")
     assert bad.exit_code == 2 and "--lrs: 'fast' is not a number" in bad.stderr
     assert not cli.data_dir.exists() and not cli.runs_dir.exists()
+
+
+def test_bad_axis_values_exit_2_before_any_work(cli, tiny):
+    both = cli("sweep", "--name", "s", "--config", str(tiny), "--context-len", "30", "--context-lens", "30,60")
+    assert both.exit_code == 2 and "give --context-len (one look-back for every cell) or --context-lens" in both.stderr
+    for option, value, message in (("--data-fractions", "0.5,2", "--data-fractions: '2' is not a share of the training period in (0, 1]"),
+                                   ("--context-lens", "30,1", "--context-lens: 1 is not a context length from 2 to 4096 rows")):
+        result = cli("sweep", "--name", "s", "--config", str(tiny), option, value)
+        assert result.exit_code == 2 and message in result.stderr
+    assert not cli.data_dir.exists() and not cli.runs_dir.exists()

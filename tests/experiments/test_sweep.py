@@ -209,3 +209,140 @@ def test_tuning_sweep_trains_seed0_at_each_rate_then_the_rest_at_the_chosen_one(
     assert again.cells[-1].summary is not None
     stored = json.loads((runs / sweep_lib.cell_name("t", "2m", 1, chosen) / "config.json").read_text())
     assert stored["train"]["lr"] == chosen and stored["train"]["seed"] == 1
+
+
+def test_axes_cells_names_and_order():
+    cells = sweep_lib.sweep_cells("d", ["50k", "1m"], 2, context_lens=[30, 120], data_fractions=[0.5, 1.0])
+    assert len(cells) == 2 * 2 * 2 * 2
+    assert [c.name for c in cells[:4]] == ["d-50k-ctx30-frac0.5-seed0", "d-50k-ctx30-frac0.5-seed1",
+                                           "d-50k-ctx30-frac1-seed0", "d-50k-ctx30-frac1-seed1"]
+    assert cells[4].name == "d-50k-ctx120-frac0.5-seed0" and cells[-1].name == "d-1m-ctx120-frac1-seed1"
+    assert (cells[4].context_len, cells[4].data_fraction, cells[4].point) == (120, 0.5, ("50k", 120, 0.5))
+    # One axis only: only its component; none: today's names.
+    assert [c.name for c in sweep_lib.sweep_cells("d", ["2m"], 1, data_fractions=[0.25])] == ["d-2m-frac0.25-seed0"]
+    assert [c.name for c in sweep_lib.sweep_cells("d", ["2m"], 1, context_lens=[60])] == ["d-2m-ctx60-seed0"]
+    assert [c.name for c in sweep_lib.sweep_cells("d", ["2m"], 2)] == ["d-2m-seed0", "d-2m-seed1"]
+    # Tuning: seed 0 at each rate, then the pending seeds, point by point.
+    tuned = sweep_lib.sweep_cells("d", ["2m"], 2, context_lens=[30, 60], lrs=[1e-3, 3e-3])
+    assert [c.name for c in tuned] == ["d-2m-ctx30-lr0.001-seed0", "d-2m-ctx30-lr0.003-seed0", "d-2m-ctx30-lr<chosen>-seed1",
+                                       "d-2m-ctx60-lr0.001-seed0", "d-2m-ctx60-lr0.003-seed0", "d-2m-ctx60-lr<chosen>-seed1"]
+    assert tuned[2].pending and tuned[2].at_rate("d", 0.003).name == "d-2m-ctx30-lr0.003-seed1"
+    match = sweep_lib.cell_pattern("d").fullmatch("d-300k-ctx120-frac0.25-lr0.001-seed2")
+    assert (match["budget"], match["ctx"], match["frac"], match["lr"], match["seed"]) == ("300k", "120", "0.25", "0.001", "2")
+    assert sweep_lib.cell_pattern("d").fullmatch("d-2m-seed0")["ctx"] is None
+
+
+def test_parse_context_lens_and_fractions():
+    assert sweep_lib.parse_context_lens("120, 30,60") == [30, 60, 120]
+    assert sweep_lib.parse_fractions("1,0.25,0.5") == [0.25, 0.5, 1.0]
+    for text, message in (("", "empty"), ("30,x", "'x' is not a whole number"), ("1", "from 2 to 4096"),
+                          ("30,30", "names 30 twice")):
+        with pytest.raises(ConfigError, match=message):
+            sweep_lib.parse_context_lens(text)
+    for text, message in (("0", r"not a share of the training period in \(0, 1\]"), ("1.5", "not a share"),
+                          ("0.5,half", "'half' is not a number"), ("0.5,0.5", "names 0.5 twice")):
+        with pytest.raises(ConfigError, match=message):
+            sweep_lib.parse_fractions(text)
+
+
+def test_cell_config_sets_context_and_fraction_only_when_given(tiny):
+    cfg = sweep_lib.cell_config(tiny, sweep_lib.Cell("2m", 1, "x", None, 16, 0.5))
+    assert (cfg.split.context_len, cfg.split.data_fraction, cfg.train.seed) == (16, 0.5, 1)
+    plain = sweep_lib.cell_config(tiny, sweep_lib.Cell("2m", 0, "x"))
+    assert (plain.split.context_len, plain.split.data_fraction) == (tiny.split.context_len, 1.0)
+
+
+class _FakeTrainer:
+    """start_run/resume_run/plan_batch_size that write a finished run folder instantly."""
+
+    def __init__(self, monkeypatch, val=lambda cfg: 0.5, batch=(48, "probe-batch cache")):
+        self.started, self.planned, self.val = [], [], val
+        self.batch = batch
+        monkeypatch.setattr("fintrain.train.run.start_run", self.start_run)
+        monkeypatch.setattr("fintrain.train.run.plan_batch_size", self.plan_batch_size)
+
+    def plan_batch_size(self, cfg, data_dir, notify):
+        self.planned.append(cfg)
+        return self.batch
+
+    def start_run(self, cfg, data_dir, runs_dir, *, run_name, **_):
+        self.started.append((run_name, cfg))
+        run = runs_dir / run_name
+        run.mkdir(parents=True)
+        (run / "config.json").write_text(json.dumps(cfg.model_dump(mode="json")))
+        summary = {"steps": 4, "best_val": {"auc": self.val(cfg)}, "test": {"auc": 0.5}}
+        (run / "summary.json").write_text(json.dumps(summary))
+        return SimpleNamespace(summary=summary)
+
+
+def test_sweep_with_axes_trains_the_product_and_resumes_by_name(tmp_path, tiny, monkeypatch):
+    trainer = _FakeTrainer(monkeypatch)
+    runs = tmp_path / "runs"
+    args = (tiny, "g", ["2m", "20m"], 2, tmp_path / "data", runs)
+    axes = {"context_lens": "16,8", "data_fractions": "1,0.5"}
+    first = sweep_lib.run_sweep(*args, **axes, options=QUIET)
+    assert len(first.cells) == 16 and {c.action for c in first.cells} == {"new"}
+    stored = json.loads((runs / "g-20m-ctx16-frac0.5-seed1" / "config.json").read_text())
+    assert (stored["split"]["context_len"], stored["split"]["data_fraction"], stored["model"]["budget"],
+            stored["train"]["seed"]) == (16, 0.5, "20m", 1)
+    assert sweep_lib.find_cells("g", runs) == sorted(runs / c.cell.name for c in first.cells)
+    # The same command again: every cell is found by its name and skipped; nothing trains.
+    trainer.started.clear()
+    again = sweep_lib.run_sweep(*args, **axes, options=QUIET)
+    assert {c.action for c in again.cells} == {"skip"} and trainer.started == []
+    # A new value on an axis trains only its cells.
+    more = sweep_lib.run_sweep(*args, context_lens="8,16,32", data_fractions="0.5,1", options=QUIET)
+    assert sorted(name for name, _ in trainer.started) == sorted(
+        f"g-{b}-ctx32-frac{f}-seed{k}" for b in ("2m", "20m") for f in ("0.5", "1") for k in (0, 1))
+    assert [c.action for c in more.cells].count("skip") == 16
+
+
+def test_sweep_without_axes_keeps_its_cells_and_old_folders_without_the_new_field(tmp_path, tiny, monkeypatch):
+    """A sweep started before data_fraction existed resumes: its cells' config.json lack the field."""
+    _FakeTrainer(monkeypatch)
+    runs = tmp_path / "runs"
+    sweep_lib.run_sweep(tiny, "o", ["2m"], 2, tmp_path / "data", runs, options=QUIET)
+    for cell in ("o-2m-seed0", "o-2m-seed1"):
+        stored = json.loads((runs / cell / "config.json").read_text())
+        del stored["split"]["data_fraction"]
+        (runs / cell / "config.json").write_text(json.dumps(stored))
+    again = sweep_lib.run_sweep(tiny, "o", ["2m"], 2, tmp_path / "data", runs, options=QUIET)
+    assert [(c.cell.name, c.action) for c in again.cells] == [("o-2m-seed0", "skip"), ("o-2m-seed1", "skip")]
+
+
+def test_tuning_per_point_with_axes(tmp_path, tiny, monkeypatch):
+    # Validation prefers 1e-3 at context 8 and 3e-3 at context 16: each point keeps its own choice.
+    best = {8: 0.001, 16: 0.003}
+    trainer = _FakeTrainer(monkeypatch, val=lambda cfg: 0.6 if cfg.train.lr == best[cfg.split.context_len] else 0.5)
+    result = sweep_lib.run_sweep(tiny, "t", ["2m"], 2, tmp_path / "data", tmp_path / "runs", lrs="1e-3,3e-3",
+                                 context_lens="8,16", options=QUIET)
+    assert [c.cell.name for c in result.cells] == [
+        "t-2m-ctx8-lr0.001-seed0", "t-2m-ctx8-lr0.003-seed0", "t-2m-ctx8-lr0.001-seed1",
+        "t-2m-ctx16-lr0.001-seed0", "t-2m-ctx16-lr0.003-seed0", "t-2m-ctx16-lr0.003-seed1"]
+    assert trainer.started[2][1].train.lr == 0.001 and trainer.started[5][1].train.lr == 0.003
+
+
+def test_auto_batch_size_resolves_once_for_the_largest_cell_and_is_kept(tmp_path, tiny, monkeypatch):
+    base = load_config(None, {**tiny.model_dump(mode="json"),
+                              "train": {**tiny.model_dump(mode="json")["train"], "batch_size": "auto"}}, environ={})
+    trainer = _FakeTrainer(monkeypatch, batch=(48, "probe-batch cache"))
+    notes = []
+    options = RunOptions(live=False, notify=notes.append)
+    runs = tmp_path / "runs"
+    sweep_lib.run_sweep(base, "b", ["2m", "20m"], 1, tmp_path / "data", runs, context_lens="8,16",
+                        data_fractions="0.5,1", options=options)
+    (planned,) = trainer.planned  # resolved once ...
+    assert (planned.model.budget, planned.split.context_len, planned.split.data_fraction) == ("20m", 16, 1.0)
+    assert {cfg.train.batch_size for _, cfg in trainer.started} == {48}  # ... and shared by every cell
+    assert "sweep b: batch size 48 for every cell (auto for the largest cell b-20m-ctx16-frac1-seed0: probe-batch cache)" in notes
+    # A rerun with more cells takes the recorded size, even when the probe cache now says otherwise.
+    trainer.batch, trainer.planned, trainer.started = (256, "probe-batch cache"), [], []
+    notes.clear()
+    sweep_lib.run_sweep(base, "b", ["2m", "20m"], 2, tmp_path / "data", runs, context_lens="8,16",
+                        data_fractions="0.5,1", options=options)
+    assert trainer.planned == [] and len(trainer.started) == 8
+    assert {cfg.train.batch_size for _, cfg in trainer.started} == {48}
+    assert notes[0].startswith("sweep b: batch size 48 for every cell (as recorded by cell b-20m-")
+    # A given size is used as it is, with nothing resolved.
+    assert sweep_lib.run_sweep(tiny, "n", ["2m"], 1, tmp_path / "data", runs, options=QUIET).cells[0].action == "new"
+    assert trainer.planned == [] and trainer.started[-1][1].train.batch_size == tiny.train.batch_size

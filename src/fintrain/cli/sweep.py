@@ -68,9 +68,11 @@ def sweep(
     context_len: Annotated[Optional[int], typer.Option(help="Rows in one input window (default: 60).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs per cell (default: 20).")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop each cell after this many optimizer steps.")] = None,
-    batch_size: Annotated[Optional[str], typer.Option(help="Samples per step, or auto.")] = None,
+    batch_size: Annotated[Optional[str], typer.Option(help="Samples per step for every cell, or auto (resolved once, for the largest cell, and kept by reruns).")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default: 3e-4).")] = None,
-    lrs: Annotated[Optional[str], typer.Option(help="Tune each budget over these rates (3e-4,1e-3,3e-3): seed 0 trains at each, the best on validation is chosen, the other seeds train at it.")] = None,
+    lrs: Annotated[Optional[str], typer.Option(help="Tune each budget (and context and fraction) over these rates (3e-4,1e-3,3e-3): seed 0 trains at each, the best on validation is chosen, the other seeds train at it.")] = None,
+    context_lens: Annotated[Optional[str], typer.Option(help="Sweep the look-back: context lengths in rows (30,60,120); cells gain -ctx<rows>.")] = None,
+    data_fractions: Annotated[Optional[str], typer.Option(help="Sweep the amount of data: shares of the training period (0.25,0.5,1), each cut from its start (its oldest dates dropped, the same last training date); validation and test stay the same; cells gain -frac<share>.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, mps, cuda or cpu (default: auto).")] = None,
     precision: Annotated[Optional[str], typer.Option(help="fp32 or bf16 (autocast) (default: fp32).")] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option(help="Save last.pt every N steps (and at each epoch end).")] = None,
@@ -78,22 +80,33 @@ def sweep(
     no_live: Annotated[bool, typer.Option("--no-live", help="Plain lines instead of each cell's live panel.")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print the cells' summaries as JSON on stdout.")] = False,
 ) -> None:
-    """Train the grid of budgets x seeds one cell after another, under one thermal policy.
+    """Train the grid of budgets x context lengths x data fractions x seeds one cell after another,
+    under one thermal policy.
 
-    Each cell is an ordinary run folder runs/<name>-<budget>-seed<k> (seed k is train.seed).
-    Run the same command again to continue: finished cells are skipped, an interrupted one
-    resumes from its last.pt. A thermal critical ends the sweep with exit code 3, Ctrl-C with
-    130, both after the cell saved its checkpoint. Compare the cells with `fintrain report`.
+    Each cell is an ordinary run folder runs/<name>-<budget>-seed<k> (seed k is train.seed);
+    with --context-lens and --data-fractions the name gains -ctx<rows> and -frac<share>
+    (runs/<name>-<budget>-ctx120-frac0.5-seed0). Run the same command again to continue:
+    finished cells are skipped, an interrupted one resumes from its last.pt. A thermal critical
+    ends the sweep with exit code 3, Ctrl-C with 130, both after the cell saved its checkpoint.
+    Compare the cells with `fintrain report`.
 
-    With --lrs, seed 0 of each budget trains at every rate (runs/<name>-<budget>-lr<rate>-seed0),
-    the rate with the best validation metric is chosen (the test split is not looked at), and the
-    other seeds train at that rate only.
+    A data fraction f keeps the last f of the training period's dates (its start is cut; it ends
+    on the same date), so the training windows, the scaling statistics and the baselines see
+    less history while the validation and test windows stay exactly the same.
+
+    With --lrs, seed 0 of each budget (and context and fraction) trains at every rate
+    (...-lr<rate>-seed0), the rate with the best validation metric is chosen (the test split is
+    not looked at), and the other seeds train at that rate only.
+
+    Every cell trains at one batch size; --batch-size auto resolves it once, for the largest cell.
 
     Example: fintrain sweep --name demo --ticker MSFT --source sample --budgets 2m,20m --seeds 2 --max-steps 50
     """
     ws = workspace(ctx)
     if lr is not None and lrs is not None:
         raise ConfigError("give --lr (one rate for every cell) or --lrs (tune each budget), not both")
+    if context_len is not None and context_lens is not None:
+        raise ConfigError("give --context-len (one look-back for every cell) or --context-lens (sweep it), not both")
     base = run_config(
         config,
         {
@@ -109,6 +122,7 @@ def sweep(
     live = not no_live and not json_ and err_console.is_terminal
     try:
         result = sweep_lib.run_sweep(base, name, budgets.split(","), seeds, ws.data_dir, ws.runs_dir, lrs=lrs,
+                                     context_lens=context_lens, data_fractions=data_fractions,
                                      options=RunOptions(live=live, console=err_console, notify=_notify),
                                      on_cell=_progress)
     except TrainingStopped as stop:
@@ -125,5 +139,6 @@ def sweep(
 
 
 def _cell_json(r: sweep_lib.CellResult) -> dict[str, Any]:
-    return {"name": r.cell.name, "budget": r.cell.budget, "seed": r.cell.seed, "lr": r.cell.lr, "action": r.action,
+    return {"name": r.cell.name, "budget": r.cell.budget, "seed": r.cell.seed, "lr": r.cell.lr,
+            "context_len": r.cell.context_len, "data_fraction": r.cell.data_fraction, "action": r.action,
             "run_dir": str(r.run_dir), "seconds": r.seconds, "summary": r.summary}

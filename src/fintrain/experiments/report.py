@@ -29,7 +29,7 @@ from typing import Any
 from fintrain.errors import ReportError
 from fintrain.experiments.runs import FINISHED, HIGHER_IS_BETTER, RunRecord
 from fintrain.experiments.scaling import ScalingFit, scaling_fit
-from fintrain.experiments.sweep import at_grid_edge, choose_lr, validation_value
+from fintrain.experiments.sweep import at_grid_edge, choose_lr, nominal_size, validation_value
 from fintrain.experiments.stats import (
     CONFIDENCE,
     Interval,
@@ -170,15 +170,6 @@ def fmt_params(params: int) -> str:
     if params >= 1_000:
         return f"{params / 1e3:.1f}k"
     return str(params)
-
-
-def nominal_size(budget: str) -> float:
-    """A budget name's nominal size (``2m`` -> 2e6, ``1.5b`` -> 1.5e9); inf when it is no size."""
-    scale = {"k": 1e3, "m": 1e6, "b": 1e9}
-    try:
-        return float(budget[:-1]) * scale[budget[-1].lower()]
-    except (KeyError, ValueError, IndexError):
-        return math.inf
 
 
 def _signed(x: float) -> str:

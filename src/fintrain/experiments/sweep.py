@@ -1,4 +1,5 @@
-"""Sweeps: one configuration trained at several parameter budgets and seeds, one cell at a time.
+"""Sweeps: one configuration trained over a grid of budgets, context lengths, data fractions,
+learning rates and seeds, one cell at a time.
 
 Each cell is an ordinary run folder ``runs/<name>-<budget>-seed<k>``, so everything that reads
 runs (``fintrain runs``, ``fintrain report``, TensorBoard) reads a sweep too. The sweep keeps no
@@ -6,12 +7,21 @@ state of its own: which cells are done is read from the folders, so running the 
 command again after a thermal stop, a Ctrl-C or a crash skips finished cells and resumes the
 interrupted one from its ``last.pt``.
 
-With ``--lrs`` each budget is tuned (the tuning rule): seed 0 trains at every rate given, in
-folders ``<name>-<budget>-lr<rate>-seed0``; the rate whose cell has the best validation value
-of the task's primary metric (``summary["best_val"]``, the epoch chosen on validation loss) is
-chosen, and the other seeds train at that rate only. The test split never takes part: the
-choice reads ``best_val`` and nothing else. A rerun reads the choice back from the finished
-seed-0 cells, so tuning sweeps resume like any other.
+The cells are the product budgets x context lengths x data fractions x (rates) x seeds, listed in
+training order by ``sweep_cells``. A cell's name gains ``-ctx<rows>`` (``--context-lens``) and
+``-frac<share>`` (``--data-fractions``, ``split.data_fraction``) only when that axis is given,
+so sweeps without them keep their names: ``<name>-<budget>[-ctx<L>][-frac<f>][-lr<rate>]-seed<k>``.
+
+With ``--lrs`` each point (budget, context, fraction) is tuned (the tuning rule): seed 0 trains
+at every rate given, in folders ``...-lr<rate>-seed0``; the rate whose cell has the best
+validation value of the task's primary metric (``summary["best_val"]``, the epoch chosen on
+validation loss) is chosen, and the other seeds train at that rate only. The test split never
+takes part: the choice reads ``best_val`` and nothing else. A rerun reads the choice back from
+the finished seed-0 cells, so tuning sweeps resume like any other.
+
+All cells share one batch size. ``--batch-size auto`` is resolved once, before the first cell,
+for the largest cell (budget, then context, then fraction) on the sweep's data; the cells'
+``config.json`` record it, and a rerun takes it from the cells already there.
 """
 
 from __future__ import annotations
@@ -41,14 +51,37 @@ log = logging.getLogger(__name__)
 NEW, RESUME, EXTEND, SKIP = "new", "resume", "extend", "skip"
 
 
+# The name of a cell whose rate the tuning rule has not chosen yet (never a folder name).
+CHOSEN_LR = "<chosen>"
+
+
 @dataclass(frozen=True)
 class Cell:
-    """One (budget, seed[, lr]) point of a sweep and the run folder it trains in."""
+    """One (budget[, context][, fraction], seed[, lr]) point of a sweep and the run folder it trains in.
+
+    ``context_len`` and ``data_fraction`` are None when the sweep does not vary them (the base
+    configuration's apply). A ``pending`` cell (seeds after 0 in a tuning sweep) trains at the
+    rate chosen for its point: its ``lr`` is None and its name holds ``<chosen>`` until
+    ``at_rate`` gives it the rate.
+    """
 
     budget: str
     seed: int
     name: str
     lr: float | None = None  # None: the base configuration's rate (no --lrs)
+    context_len: int | None = None
+    data_fraction: float | None = None
+    pending: bool = False
+
+    @property
+    def point(self) -> tuple[str, int | None, float | None]:
+        """(budget, context, fraction): what the learning rate is tuned for and what times a cell."""
+        return (self.budget, self.context_len, self.data_fraction)
+
+    def at_rate(self, sweep: str, lr: float) -> Cell:
+        """This pending cell at its chosen rate, with its folder name."""
+        return Cell(self.budget, self.seed, cell_name(sweep, self.budget, self.seed, lr, self.context_len,
+                                                      self.data_fraction), lr, self.context_len, self.data_fraction)
 
 
 @dataclass
@@ -137,14 +170,65 @@ def parse_lrs(text: str | Sequence[str | float]) -> list[float]:
     return sorted(rates)
 
 
-def lr_text(lr: float) -> str:
-    """A rate as cell names write it: decimal, no hyphen (3e-4 -> ``0.0003``)."""
-    return f"{lr:.10f}".rstrip("0").rstrip(".")
+def parse_context_lens(text: str | Sequence[str | int]) -> list[int]:
+    """``"120,30,60"`` as ``[30, 60, 120]``: look-back rows from 2 to 4096, ascending, no repeats."""
+    parts = _parts(text, "--context-lens", "look-back lengths in rows, such as 30,60,120")
+    lens = []
+    for p in parts:
+        try:
+            rows = int(p)
+        except ValueError:
+            raise ConfigError(f"--context-lens: {p!r} is not a whole number of rows; give lengths such as 30,60,120") from None
+        if not 2 <= rows <= 4096:
+            raise ConfigError(f"--context-lens: {rows} is not a context length from 2 to 4096 rows")
+        lens.append(rows)
+    return _ascending_once(lens, "--context-lens", str)
 
 
-def cell_name(name: str, budget: str, seed: int, lr: float | None = None) -> str:
-    """``<name>-<budget>-seed<k>``, or ``<name>-<budget>-lr<rate>-seed<k>`` in a tuning sweep."""
-    return f"{name}-{budget}" + (f"-lr{lr_text(lr)}" if lr is not None else "") + f"-seed{seed}"
+def parse_fractions(text: str | Sequence[str | float]) -> list[float]:
+    """``"1,0.25,0.5"`` as ``[0.25, 0.5, 1.0]``: shares of the training period in (0, 1], ascending."""
+    parts = _parts(text, "--data-fractions", "shares of the training period, such as 0.25,0.5,1")
+    fractions = []
+    for p in parts:
+        try:
+            share = float(p)
+        except ValueError:
+            raise ConfigError(f"--data-fractions: {p!r} is not a number; give shares such as 0.25,0.5,1") from None
+        if not (math.isfinite(share) and 0 < share <= 1):
+            raise ConfigError(f"--data-fractions: {p!r} is not a share of the training period in (0, 1]")
+        fractions.append(share)
+    return _ascending_once(fractions, "--data-fractions", number_text)
+
+
+def _parts(text: str | Sequence[Any], option: str, example: str) -> list[Any]:
+    parts = [p.strip() if isinstance(p, str) else p for p in (text.split(",") if isinstance(text, str) else text)]
+    parts = [p for p in parts if p != ""]
+    if not parts:
+        raise ConfigError(f"{option} is empty; give one or more {example}")
+    return parts
+
+
+def _ascending_once(values: list[Any], option: str, show: Callable[[Any], str]) -> list[Any]:
+    if len(set(values)) < len(values):
+        raise ConfigError(f"{option} names {show(next(v for v in values if values.count(v) > 1))} twice")
+    return sorted(values)
+
+
+def number_text(value: float) -> str:
+    """A rate or share as cell names write it: decimal, no hyphen (3e-4 -> ``0.0003``, 1.0 -> ``1``)."""
+    return f"{value:.10f}".rstrip("0").rstrip(".")
+
+
+lr_text = number_text
+
+
+def cell_name(name: str, budget: str, seed: int, lr: float | None = None, context_len: int | None = None,
+              data_fraction: float | None = None) -> str:
+    """``<name>-<budget>-seed<k>``; ``-ctx<L>``, ``-frac<f>`` and ``-lr<rate>`` (in that order,
+    before the seed) only for the axes the sweep varies."""
+    return (f"{name}-{budget}" + (f"-ctx{context_len}" if context_len is not None else "")
+            + (f"-frac{number_text(data_fraction)}" if data_fraction is not None else "")
+            + (f"-lr{lr_text(lr)}" if lr is not None else "") + f"-seed{seed}")
 
 
 def validation_value(summary: Mapping[str, Any], metric: str) -> float | None:
@@ -172,23 +256,48 @@ def at_grid_edge(chosen: float, tried: Sequence[float]) -> bool:
     return len(tried) > 1 and chosen in (min(tried), max(tried))
 
 
-def sweep_cells(name: str, budgets: Sequence[str], seeds: int) -> list[Cell]:
-    """The cells of a sweep, budget by budget in the order given, seeds 0..seeds-1 within each.
+def sweep_cells(
+    name: str,
+    budgets: Sequence[str],
+    seeds: int,
+    *,
+    context_lens: Sequence[int] | None = None,
+    data_fractions: Sequence[float] | None = None,
+    lrs: Sequence[float] | None = None,
+) -> list[Cell]:
+    """Every cell of a sweep, in training order: budget by budget (in the order given), then each
+    context length, then each data fraction; within a point seeds 0..seeds-1, or in a tuning
+    sweep (``lrs``) seed 0 at every rate followed by the pending cells of seeds 1.. (see Cell).
 
     Raises:
         ConfigError: a name that cannot be a folder name, or fewer than one seed.
     """
-    # Cell names are parsed back as <name>-<budget>-seed<k>; budgets hold no hyphen, so a name
-    # may (demo-v2), and it only has to be a safe folder name.
+    # Cell names are parsed back (cell_pattern); budgets hold no hyphen, so a name may (demo-v2),
+    # and it only has to be a safe folder name.
     check_run_name(name, "sweep name")
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
-    return [Cell(b, k, f"{name}-{b}-seed{k}") for b in budgets for k in range(seeds)]
+    cells = []
+    for budget in budgets:
+        for context in context_lens or [None]:
+            for fraction in data_fractions or [None]:
+                if lrs is None:
+                    cells += [Cell(budget, k, cell_name(name, budget, k, None, context, fraction), None, context,
+                                   fraction) for k in range(seeds)]
+                    continue
+                cells += [Cell(budget, 0, cell_name(name, budget, 0, lr, context, fraction), lr, context, fraction)
+                          for lr in lrs]
+                pending = cell_name(name, budget, 0, None, context, fraction).removesuffix("-seed0")
+                cells += [Cell(budget, k, f"{pending}-lr{CHOSEN_LR}-seed{k}", None, context, fraction, pending=True)
+                          for k in range(1, seeds)]
+    return cells
 
 
 def cell_pattern(name: str) -> re.Pattern[str]:
-    """The folder names of a sweep's cells: ``<name>-<budget>-seed<k>``."""
-    return re.compile(rf"{re.escape(name)}-(?P<budget>[^-/]+)(?:-lr(?P<lr>\d+(?:\.\d+)?))?-seed(?P<seed>\d+)")
+    """The folder names of a sweep's cells: ``<name>-<budget>[-ctx<L>][-frac<f>][-lr<rate>]-seed<k>``."""
+    number = r"\d+(?:\.\d+)?"
+    return re.compile(rf"{re.escape(name)}-(?P<budget>[^-/]+)(?:-ctx(?P<ctx>\d+))?(?:-frac(?P<frac>{number}))?"
+                      rf"(?:-lr(?P<lr>{number}))?-seed(?P<seed>\d+)")
 
 
 def find_cells(name: str, runs_dir: Path) -> list[Path]:
@@ -201,11 +310,45 @@ def find_cells(name: str, runs_dir: Path) -> list[Path]:
 
 
 def cell_config(base: RunConfig, cell: Cell) -> RunConfig:
-    """The base configuration with the cell's budget, seed and rate (validated again)."""
+    """The base configuration with the cell's budget, seed, rate, context and data fraction
+    (validated again)."""
     data = base.model_dump(mode="json")
     data["model"] = {**data["model"], "budget": cell.budget}
     data["train"] = {**data["train"], "seed": cell.seed, **({"lr": cell.lr} if cell.lr is not None else {})}
+    data["split"] = {**data["split"], **({"context_len": cell.context_len} if cell.context_len is not None else {}),
+                     **({"data_fraction": cell.data_fraction} if cell.data_fraction is not None else {})}
     return validate_config(data, origin=f"configuration of sweep cell {cell.name}")
+
+
+def nominal_size(budget: str) -> float:
+    """A budget name's nominal size (``2m`` -> 2e6, ``1500k`` -> 1.5e6); inf when it is no size."""
+    scale = {"k": 1e3, "m": 1e6, "b": 1e9}
+    try:
+        return float(budget[:-1]) * scale[budget[-1].lower()]
+    except (KeyError, ValueError, IndexError):
+        return math.inf
+
+
+def largest_cell(cells: Sequence[Cell]) -> Cell:
+    """The cell with the largest budget (nominal size), then the longest context, then the most data."""
+    return max(cells, key=lambda c: (nominal_size(c.budget), c.context_len or 0, c.data_fraction or 1.0))
+
+
+def recorded_batch_size(name: str, runs_dir: Path) -> tuple[int, str] | None:
+    """The batch size the existing cells of a sweep trained at, and the cell it was read from
+    (the largest budget's, should they differ); None without cells."""
+    recorded = []
+    for folder in find_cells(name, runs_dir):
+        try:
+            size = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))["train"]["batch_size"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+            recorded.append((size, folder.name))
+    if not recorded:
+        return None
+    pattern = cell_pattern(name)
+    return max(recorded, key=lambda r: (nominal_size(pattern.fullmatch(r[1])["budget"]), r[1]))
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -224,9 +367,11 @@ def config_differences(stored: dict[str, Any], wanted: RunConfig) -> list[str]:
 
     Ignored: RESUMABLE_FIELDS, the thermal policy and batch probing (they decide when and where
     a cell trains, not what it learns), and how often it logs. A configured
-    ``batch_size = "auto"`` matches whatever size the run resolved it to.
+    ``batch_size = "auto"`` matches whatever size the run resolved it to. A field the cell's
+    config does not have (written before the field existed) counts as its default.
     """
-    old = _flatten(stored)
+    defaults = _flatten(RunConfig().model_dump(mode="json"))
+    old = {**defaults, **_flatten(stored)}
     new = _flatten(wanted.model_dump(mode="json"))
     ignore = {*RESUMABLE_FIELDS, "train.log_every"}
     if new.get("train.batch_size") == "auto":
@@ -264,14 +409,14 @@ def plan_action(run_dir: Path, cfg: RunConfig) -> str:
 
 
 def _eta(results: list[CellResult], remaining: Sequence[Cell]) -> float | None:
-    """Seconds the remaining cells should take, from cells of the same budget trained anew."""
-    timed: dict[str, list[float]] = {}
+    """Seconds the remaining cells should take, from cells of the same point trained anew."""
+    timed: dict[tuple[str, int | None, float | None], list[float]] = {}
     for r in results:
         if r.action == NEW:
-            timed.setdefault(r.cell.budget, []).append(r.seconds)
-    if any(c.budget not in timed for c in remaining):
+            timed.setdefault(r.cell.point, []).append(r.seconds)
+    if any(c.point not in timed for c in remaining):
         return None
-    return sum(sum(timed[c.budget]) / len(timed[c.budget]) for c in remaining)
+    return sum(sum(timed[c.point]) / len(timed[c.point]) for c in remaining)
 
 
 def run_sweep(
@@ -283,6 +428,8 @@ def run_sweep(
     runs_dir: Path,
     *,
     lrs: str | Sequence[str | float] | None = None,
+    context_lens: str | Sequence[str | int] | None = None,
+    data_fractions: str | Sequence[str | float] | None = None,
     options: RunOptions = RunOptions(),
     on_cell: Callable[[SweepProgress], None] | None = None,
 ) -> SweepResult:
@@ -293,16 +440,21 @@ def run_sweep(
 
     Args:
         base: the configuration every cell shares; each cell sets ``model.budget`` and
-            ``train.seed`` (and ``train.lr`` with ``lrs``) on it.
+            ``train.seed`` (and ``train.lr``, ``split.context_len``, ``split.data_fraction``
+            for the axes given) on it.
         name: the sweep's name; cells are ``runs_dir/<name>-<budget>-seed<k>``.
         budgets: budget names, in the order to train them (usually smallest first).
-        seeds: how many seeds per budget (0 .. seeds-1).
-        data_dir: the data folder (fetched and built once, by the first cell).
+        seeds: how many seeds per point (0 .. seeds-1).
+        data_dir: the data folder (fetched and built once, before the first cell).
         runs_dir: where the cell folders go.
-        lrs: learning rates to tune each budget over (the tuning rule in the module
+        lrs: learning rates to tune each point over (the tuning rule in the module
             docstring); None: every cell at ``base.train.lr``.
+        context_lens: look-back lengths (rows) to sweep; None: ``base.split.context_len``.
+        data_fractions: shares of the training period to sweep (``split.data_fraction``);
+            None: ``base.split.data_fraction``.
         options: how each cell is shown and watched (live panel, console, messages, extra
-            sinks, a thermal monitor); ``notify`` also hears of a cell folder restarted.
+            sinks, a thermal monitor); ``notify`` also hears of a cell folder restarted and
+            of the sweep's batch size.
         on_cell: called before each cell with the overall progress.
 
     Returns:
@@ -311,8 +463,8 @@ def run_sweep(
     Raises:
         fintrain.errors.TrainingStopped: a cell stopped on heat (exit code 3) or Ctrl-C
             (130) after saving ``last.pt``; its ``run_dir`` names the cell.
-        ConfigError: an unknown budget, a bad name or rate, or a cell folder of another
-            configuration.
+        ConfigError: an unknown budget, a bad name, rate, context or fraction, or a cell
+            folder of another configuration.
         RunBusyError: a cell folder that another live process is training into (checked for
             every cell before the first one trains; in a tuning sweep the seeds after 0 are
             checked once their rate is chosen).
@@ -320,54 +472,69 @@ def run_sweep(
     # Imported here so that `fintrain report` and `runs` (which read sweeps) start without torch.
     from fintrain.train import run as run_lib
 
-    budgets = parse_budgets(budgets)
-    plain = sweep_cells(name, budgets, seeds)
     rates = parse_lrs(lrs) if lrs is not None else None
-    first = plain if rates is None else [Cell(b, 0, cell_name(name, b, 0, lr), lr) for b in budgets for lr in rates]
-    total = len(plain) if rates is None else len(budgets) * (len(rates) + seeds - 1)
-    configs = {c.name: cell_config(base, c) for c in first}
-    run_lib.check_names(configs[first[0].name])
+    cells = sweep_cells(
+        name, parse_budgets(budgets), seeds, lrs=rates,
+        context_lens=parse_context_lens(context_lens) if context_lens is not None else None,
+        data_fractions=parse_fractions(data_fractions) if data_fractions is not None else None,
+    )
+    ready = [c for c in cells if not c.pending]
+    # What each cell asks for, as the user gave it (an `auto` batch size matches any cell's).
+    wanted = {c.name: cell_config(base, c) for c in ready}
+    run_lib.check_names(wanted[ready[0].name])
     # Check every folder before training anything: a clash found after an hour is an hour lost.
-    actions = {c.name: plan_action(Path(runs_dir) / c.name, configs[c.name]) for c in first}
-    for cell in first:
+    actions = {c.name: plan_action(Path(runs_dir) / c.name, wanted[c.name]) for c in ready}
+    for cell in ready:
         if actions[cell.name] != SKIP:
             _refuse_if_live(Path(runs_dir) / cell.name)
+    shared = _shared_batch_size(run_lib, base, name, ready, data_dir, runs_dir, options.notify)
     result = SweepResult(name)
     started = time.monotonic()
-
-    def train(cell: Cell, cfg: RunConfig, action: str) -> dict[str, Any] | None:
+    metric = primary_metric(base.target.task)
+    tried: dict[tuple[str, int | None, float | None], dict[float, float | None]] = {}
+    chosen: dict[tuple[str, int | None, float | None], float] = {}
+    for index, cell in enumerate(cells):
+        if cell.pending:
+            cell = cell.at_rate(name, chosen[cell.point])
+            action = plan_action(Path(runs_dir) / cell.name, cell_config(base, cell))
+            if action != SKIP:
+                _refuse_if_live(Path(runs_dir) / cell.name)
+        else:
+            action = actions[cell.name]
         run_dir = Path(runs_dir) / cell.name
         if on_cell is not None:
             finished = sum(1 for r in result.cells if r.summary is not None)
-            remaining = [cell] if rates is not None else plain[len(result.cells):]
-            on_cell(SweepProgress(name, len(result.cells), total, cell, action, finished,
-                                  time.monotonic() - started, _eta(result.cells, remaining)))
+            on_cell(SweepProgress(name, index, len(cells), cell, action, finished,
+                                  time.monotonic() - started, _eta(result.cells, cells[index:])))
         cell_started = time.monotonic()
-        summary = _run_cell(run_lib, cell, cfg, action, run_dir, data_dir, runs_dir, options)
+        summary = _run_cell(run_lib, cell, cell_config(shared, cell), action, run_dir, data_dir, runs_dir, options)
         result.cells.append(CellResult(cell, action, run_dir, summary, time.monotonic() - cell_started))
-        return summary
-
-    if rates is None:
-        for cell in plain:
-            train(cell, configs[cell.name], actions[cell.name])
-        return result
-    metric = primary_metric(base.target.task)
-    for budget in budgets:
-        tried = {}
-        for cell in (c for c in first if c.budget == budget):
-            summary = train(cell, configs[cell.name], actions[cell.name])
-            tried[cell.lr] = validation_value(summary or {}, metric)
-        chosen = choose_lr(tried, metric)
-        log.info("sweep %s: %s trains at lr %s (validation %s: %s)", name, budget, lr_text(chosen), metric,
-                 ", ".join(f"{lr_text(lr)} {v}" for lr, v in tried.items()))
-        for seed in range(1, seeds):
-            cell = Cell(budget, seed, cell_name(name, budget, seed, chosen), chosen)
-            cfg = cell_config(base, cell)
-            action = plan_action(Path(runs_dir) / cell.name, cfg)
-            if action != SKIP:
-                _refuse_if_live(Path(runs_dir) / cell.name)
-            train(cell, cfg, action)
+        if rates is not None and cell.seed == 0:
+            tried.setdefault(cell.point, {})[cell.lr] = validation_value(summary or {}, metric)
+            if len(tried[cell.point]) == len(rates):
+                chosen[cell.point] = choose_lr(tried[cell.point], metric)
+                log.info("sweep %s: %s trains at lr %s (validation %s: %s)", name,
+                         " ".join(str(part) for part in cell.point if part is not None), lr_text(chosen[cell.point]),
+                         metric, ", ".join(f"{lr_text(lr)} {v}" for lr, v in tried[cell.point].items()))
     return result
+
+
+def _shared_batch_size(run_lib: Any, base: RunConfig, name: str, cells: Sequence[Cell], data_dir: Path,
+                       runs_dir: Path, notify: Callable[[str], None]) -> RunConfig:
+    """``base`` with the one batch size every cell trains at (see the module docstring)."""
+    if base.train.batch_size != "auto":
+        return base
+    recorded = recorded_batch_size(name, runs_dir)
+    if recorded is not None:
+        size, origin = recorded[0], f"as recorded by cell {recorded[1]}"
+    else:
+        largest = largest_cell(cells)
+        size, how = run_lib.plan_batch_size(cell_config(base, largest), data_dir, notify)
+        origin = f"auto for the largest cell {largest.name}: {how}"
+    notify(f"sweep {name}: batch size {size} for every cell ({origin})")
+    data = base.model_dump(mode="json")
+    data["train"] = {**data["train"], "batch_size": size}
+    return validate_config(data, origin=f"configuration of sweep {name}")
 
 
 def _run_cell(run_lib: Any, cell: Cell, cfg: RunConfig, action: str, run_dir: Path, data_dir: Path,

@@ -167,6 +167,16 @@ def plan_run(
     return Plan(cfg, device, prepared, model, model_cfg, batch_size, origin)
 
 
+def plan_batch_size(cfg: RunConfig, data_dir: Path, notify: Callable[[str], None] = log.info) -> tuple[int, str]:
+    """The batch size a run of ``cfg`` would train at, and where it came from, from its data and
+    model shape (fetching and building the data when missing) without building the model."""
+    check_names(cfg)
+    device = resolve_device(cfg.train.device)
+    prepared = prepare_data(data_dir, cfg, device, notify)
+    model_cfg = model_config_for(cfg, prepared.n_features)
+    return resolve_batch_size(cfg, device, model_cfg, len(prepared.splits.train))
+
+
 def open_monitor(cfg: RunConfig) -> Any:
     """A started thermal monitor (sampling on its own thread), or None when monitoring is off."""
     if cfg.thermal.source == "none":
