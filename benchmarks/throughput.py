@@ -14,7 +14,8 @@ Two configurations:
   shape, batch 256.
 
 Model FLOP utilisation is the model's achieved FLOP/s (FLOPs of one step counted by
-``torch.utils.flop_counter``) divided by the FLOP/s of a large fp32 matmul measured in the same
+``torch.utils.flop_counter``, through ``fintrain.model.flops.step_flops``, which the scaling
+report's compute axis also uses) divided by the FLOP/s of a large fp32 matmul measured in the same
 run. ``--compile`` also times fintrain's model under ``torch.compile``.
 
 Usage::
@@ -38,9 +39,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
 
 from fintrain.model import ModelConfig, PatchTST, budget_config, count_parameters
+from fintrain.model.flops import step_flops
 
 
 @dataclass
@@ -144,13 +145,6 @@ def step_fn(
         optimizer.step()
 
     return step
-
-
-def step_flops(step: Callable[[], None]) -> int:
-    """FLOPs of one training step (matmuls and attention, forward and backward)."""
-    with FlopCounterMode(display=False) as counter:
-        step()
-    return counter.get_total_flops()
 
 
 def matmul_flops_per_s(n: int = 2048, repeats: int = 5) -> float:

@@ -35,6 +35,7 @@ LAZY_FINTRAIN = {
     ("fintrain.cli.train", "fintrain.train"),
     ("fintrain.cli.train", "fintrain.train.distributed"),
     ("fintrain.cli.train", "fintrain.train.run"),
+    ("fintrain.experiments.compute", "fintrain.model"),
     ("fintrain.experiments.sweep", "fintrain.model"),
     ("fintrain.experiments.sweep", "fintrain.train"),
     ("fintrain.experiments.sweep", "fintrain.train.run"),

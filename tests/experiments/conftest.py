@@ -28,3 +28,9 @@ def write_marker():
 def dead_pid():
     """The pid of a process that has exited and been reaped."""
     return run_folders.dead_pid()
+
+
+@pytest.fixture
+def write_predictions():
+    """``write_predictions(run_dir, labels, model, baselines, ...)`` writes a run's predictions.parquet."""
+    return run_folders.write_predictions

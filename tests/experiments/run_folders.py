@@ -117,3 +117,37 @@ def dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", ""])
     proc.wait()
     return proc.pid
+
+
+def write_predictions(
+    run_dir: Path,
+    labels: Sequence[float],
+    model: Sequence[float],
+    baselines: dict[str, Sequence[float]],
+    *,
+    val_labels: Sequence[float] | None = None,
+    val_scores: dict[str, Sequence[float]] | None = None,
+    first_date: str = "2015-01-02",
+) -> Path:
+    """A ``predictions.parquet`` as a run writes it: one test window a business day from
+    ``first_date`` with these labels and scores (and validation windows before them)."""
+    import datetime as dt
+
+    import polars as pl
+
+    start = dt.date.fromisoformat(first_date)
+    n, n_val = len(labels), len(val_labels or [])
+    days = [start + dt.timedelta(days=7 * (k // 5) + k % 5) for k in range(n_val + n)]
+
+    def part(split: str, dates: list, y: Sequence[float], scores: dict[str, Sequence[float]]) -> pl.DataFrame:
+        return pl.DataFrame({"split": [split] * len(y), "date": dates, "ticker": ["MSFT"] * len(y),
+                             "label": [float(v) for v in y], "next_return": [0.001] * len(y),
+                             **{name: [float(v) for v in s] for name, s in scores.items()}})
+
+    frames = []
+    if val_labels is not None:
+        frames.append(part("val", days[:n_val], val_labels, val_scores or {}))
+    frames.append(part("test", days[n_val:], labels, {"PatchTST": model, **baselines}))
+    path = Path(run_dir) / "predictions.parquet"
+    pl.concat(frames).write_parquet(path)
+    return path

@@ -23,12 +23,14 @@ def _sweep(root, write_run, budgets=(("2m", 1_985_025), ("20m", 18_912_769)), se
     return build_report(list_runs(root))
 
 
-def test_three_pngs_of_the_expected_size(tmp_path, write_run):
+def test_the_pngs_of_the_expected_size(tmp_path, write_run):
     report = _sweep(tmp_path / "runs", write_run, temps=[60.0, 72.0, 86.0, 81.0], pause_at_steps=(30,))
     files = write_report(report, tmp_path / "out", draw_all(report, tmp_path / "out"))
-    assert [p.name for p in files] == ["scaling.png", "loss_curves.png", "temperature.png", "report.json", "report.md"]
-    # 1200 px wide; scaling 700 high; one row of panels per three budgets (450 px) or runs (350 px).
+    assert [p.name for p in files] == ["scaling.png", "loss_curves.png", "compute.png", "temperature.png",
+                                       "report.json", "report.md"]
+    # 1200 px wide; scaling and compute 700 high; one row of panels per three budgets (450 px) or runs (350 px).
     assert png_size(tmp_path / "out" / "scaling.png") == (1200, 700)
+    assert png_size(tmp_path / "out" / "compute.png") == (1200, 700)
     assert png_size(tmp_path / "out" / "loss_curves.png") == (1200, 450)
     assert png_size(tmp_path / "out" / "temperature.png") == (1200, 700)  # 4 runs: two rows
     assert all((tmp_path / "out" / name).stat().st_size > 20_000 for name in ("scaling.png", "loss_curves.png"))

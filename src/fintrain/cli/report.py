@@ -38,6 +38,22 @@ def _table(report: report_lib.Report) -> Table:
     return table
 
 
+def _axis_table(study: report_lib.AxisStudy) -> Table:
+    """One axis: each value's test metric and loss with intervals, and its verdict against each learned baseline."""
+    checks = {(c.label, c.baseline): c for c in study.checks}
+    table = Table(title=f"{study.words} axis ({report_lib.held_text(study.held)}): test {study.metric} and "
+                        f"{study.loss}, 95% intervals over seeds and test dates")
+    for column in (study.words, "seeds", f"test {study.metric}", f"test {study.loss}", *(f"vs {b}" for b in study.bands)):
+        table.add_column(column, justify="left" if column == study.words else "right")
+    for row in study.rows:
+        versus = [f"{c.diff:+.4f} {c.verdict}" if (c := checks.get((row.label, b))) else "-" for b in study.bands]
+        table.add_row(row.label, str(len(row.runs)), row.metric.text(), row.loss.text(), *versus)
+    for b, band in study.bands.items():
+        table.add_row(f"baseline {b}", "-", band["metric"].text(), band["loss"].text(), *("-" for _ in study.bands),
+                      style="dim")
+    return table
+
+
 def _measures_table(rows: dict[str, dict[str, tuple[float, float, int]]], title: str, first: str) -> Table:
     measures = list(dict.fromkeys(m for values in rows.values() for m in values))
     table = Table(title=title)
@@ -61,11 +77,15 @@ def report(
 ) -> None:
     """Compare finished runs by budget: a table, the answers in words, and PNG plots.
 
-    Each budget's test metric with its 95% interval over seeds, against the strongest baseline
-    and against the next smaller budget; plots of the test metric against parameters, the loss
-    curves, and the temperature over time. The statistics are Student-t intervals over seeds (not a bootstrap over test windows).
-    With 4 or more budgets the test loss is fitted to E + A·N^-α, with a bootstrap interval for α and a verdict.
-    Plots are drawn with matplotlib (installed with fintrain).
+    Each budget's test metric with its 95% Student-t interval over seeds, against the strongest
+    baseline and against the next smaller budget. Then, for each swept axis (size; context length
+    and data fraction when the runs vary them, the other axes held at their largest value): the
+    test metric and test loss per value with 95% intervals that resample seeds and blocks of test
+    dates (from predictions.parquet), the fit of the test loss to E + A·x^-α with a bootstrap
+    interval for α and a verdict (4 or more values), the learned baselines as bands and the paired
+    verdict of each value against them, and the smallest size better than each. Plots (matplotlib,
+    installed with fintrain): each axis with its fit line and baseline bands, the loss curves,
+    validation loss against training FLOPs with the compute-efficient frontier, and temperature.
 
     Example: fintrain report --sweep demo
     """
@@ -98,8 +118,16 @@ def report(
         out_console.print(f"• {c.sentence}", highlight=False, soft_wrap=True)
     for t in result.lr_tuning:
         out_console.print(f"• {t.sentence}", highlight=False, soft_wrap=True)
-    for fit in result.scaling:
-        out_console.print(f"• scaling fit of the test loss ({fit.axis}): {fit.verdict}", highlight=False, soft_wrap=True)
+    for study in result.axes:
+        console.print(_axis_table(study))
+        out_console.print(f"• scaling fit of the test loss ({study.axis}): {study.fit.verdict}", highlight=False, soft_wrap=True)
+        for sentence in study.smallest_sentences():
+            out_console.print(f"• {sentence}", highlight=False, soft_wrap=True)
+        out_console.print(f"  method: {study.method}.", style="dim", highlight=False, soft_wrap=True)
+    if result.compute and result.compute.frontier:
+        front = ", ".join(f"{label} ({flops:.3g} FLOPs, {loss:.4f})" for flops, loss, label in result.compute.frontier)
+        out_console.print(f"• compute-efficient frontier (validation loss against training FLOPs): {front}",
+                          highlight=False, soft_wrap=True)
     out_console.print(f"method: {result.method}.", style="dim", highlight=False, soft_wrap=True)
     for note in result.notes:
         err_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)

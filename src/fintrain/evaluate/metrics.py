@@ -36,6 +36,21 @@ def primary_metric(task: str) -> str:
     return "auc" if is_classification(task) else "mse"
 
 
+def loss_metric(task: str) -> str:
+    """The metric that is the mean of a per-window loss (``window_losses``): log_loss or mse."""
+    return "log_loss" if is_classification(task) else "mse"
+
+
+def window_losses(task: str, y: np.ndarray, output: np.ndarray) -> np.ndarray:
+    """Each window's loss: binary cross-entropy of the probability (classification; clipped to
+    [1e-15, 1 - 1e-15]) or squared error (return). Their mean is ``loss_metric(task)``."""
+    y = np.asarray(y, dtype=np.float64)
+    if is_classification(task):
+        p = np.clip(np.asarray(output, dtype=np.float64), EPS, 1 - EPS)
+        return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    return (np.asarray(output, dtype=np.float64) - y) ** 2
+
+
 def selection_metric(task: str, select_on: str) -> str:
     """What picks the best epoch: ``loss``, or a validation metric (``auto`` is the primary one)."""
     name = primary_metric(task) if select_on == "auto" else select_on
@@ -130,18 +145,17 @@ def weighted_metrics(task: str, y: np.ndarray, output: np.ndarray, weights: np.n
     weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
     if is_classification(task):
         p = np.clip(np.asarray(output, dtype=np.float64), 0.0, 1.0)
-        pc = np.clip(p, EPS, 1 - EPS)
         predicted = p >= 0.5
         return {
             "auc": weighted_auc(y, p, weights),
             "accuracy": _weighted_mean((predicted == (y == 1)).astype(np.float64), weights),
             "brier": _weighted_mean((p - y) ** 2, weights),
-            "log_loss": _weighted_mean(-(y * np.log(pc) + (1 - y) * np.log(1 - pc)), weights),
+            "log_loss": _weighted_mean(window_losses(task, y, p), weights),
             "pos_rate": _weighted_mean(predicted.astype(np.float64), weights),
         }
     pred = np.asarray(output, dtype=np.float64)
     return {
-        "mse": _weighted_mean((pred - y) ** 2, weights),
+        "mse": _weighted_mean(window_losses(task, y, pred), weights),
         "mae": _weighted_mean(np.abs(pred - y), weights),
         "dir_acc": _weighted_mean(((pred > 0) == (y > 0)).astype(np.float64), weights),
     }

@@ -90,6 +90,27 @@ def _resample_chunks(counts: np.ndarray, n_windows: int) -> Iterator[slice]:
         yield slice(start, start + step)
 
 
+def resampled_metrics(
+    task: str, labels: np.ndarray, scores: dict[str, np.ndarray], codes: np.ndarray, counts: np.ndarray
+) -> dict[str, dict[str, np.ndarray]]:
+    """Each predictor's metrics under every resample: ``{name: {metric: (R,)}}``.
+
+    Args:
+        task: threshold, direction or return.
+        labels: (N,) the windows' labels.
+        scores: each predictor's (N,) scores on the same windows.
+        codes: (N,) each window's date as an index into the resampled dates.
+        counts: (R, n_dates) how often each date is drawn in each resample (``block_counts``).
+    """
+    boot: dict[str, dict[str, list[np.ndarray]]] = {name: {} for name in scores}
+    for part in _resample_chunks(counts, len(labels)):
+        weights = counts[part][:, codes]  # (r, N): each window counts as often as its date
+        for name, score in scores.items():
+            for m, values in weighted_metrics(task, labels, score, weights).items():
+                boot[name].setdefault(m, []).append(values)
+    return {name: {m: np.concatenate(v) for m, v in per.items()} for name, per in boot.items()}
+
+
 def assess(
     predictions: pl.DataFrame,
     task: str,
@@ -127,13 +148,7 @@ def assess(
     # One set of resamples of the test dates serves every predictor: the differences are paired.
     codes, n_dates = date_codes(dates)
     counts = block_counts(n_dates, block_days, cfg.bootstrap, np.random.default_rng(seed))
-    boot: dict[str, dict[str, list[np.ndarray]]] = {name: {} for name in predictors}
-    for part in _resample_chunks(counts, len(labels)):
-        weights = counts[part][:, codes]  # (r, N): each window counts as often as its date
-        for name in predictors:
-            for m, values in weighted_metrics(task, labels, scores[name], weights).items():
-                boot[name].setdefault(m, []).append(values)
-    resampled = {name: {m: np.concatenate(v) for m, v in per.items()} for name, per in boot.items()}
+    resampled = resampled_metrics(task, labels, scores, codes, counts)
 
     def intervals(name: str) -> dict[str, list[float]]:
         return {m: list(percentile_interval(v, cfg.ci)) for m, v in resampled[name].items()}

@@ -11,9 +11,14 @@ An interval that excludes zero in the better direction is called "beyond seed no
 a t-interval over seeds, not a bootstrap over test windows: it measures how much the result
 moves when only the seed changes, which is the noise a scaling claim has to beat.
 
-The size axis also gets a scaling-law fit of the test loss, L(N) = E + A·N^-α over the budgets'
-parameter counts, with a bootstrap interval for α and a verdict
-(``fintrain.experiments.scaling``); with fewer than 4 budgets the report says why there is none.
+Runs are grouped by point: (budget, context length, data fraction). Each swept axis (size N
+always; context length and data fraction when the runs hold more than one value) gets a study
+(``fintrain.experiments.axes``): the test metric and test loss per value with intervals over
+seeds and test-date blocks, the fit L(x) = E + A·x^-α with a bootstrap interval for α and a
+verdict (``fintrain.experiments.scaling``; with fewer than 4 values the report says why there is
+none), the learned baselines as bands, and on the size axis the smallest size ``better`` than
+each learned baseline by the paired test. The other axes are held at their largest value. The
+size axis also gets validation loss against training FLOPs (``fintrain.experiments.compute``).
 """
 
 from __future__ import annotations
@@ -27,9 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from fintrain.errors import ReportError
-from fintrain.experiments.runs import FINISHED, HIGHER_IS_BETTER, RunRecord
-from fintrain.experiments.scaling import ScalingFit, scaling_fit
-from fintrain.experiments.sweep import at_grid_edge, choose_lr, nominal_size, validation_value
+from fintrain.experiments.axes import AXIS_FIELDS, AxisStudy, Group, axis_study
+from fintrain.experiments.compute import ComputeStudy, compute_study
+from fintrain.experiments.runs import FINISHED, HIGHER_IS_BETTER, RunRecord, read_predictions
+from fintrain.experiments.scaling import ScalingFit
+from fintrain.experiments.sweep import at_grid_edge, choose_lr, nominal_size, number_text, validation_value
 from fintrain.experiments.stats import (
     CONFIDENCE,
     Interval,
@@ -46,13 +53,25 @@ METHOD = (
 
 @dataclass(frozen=True)
 class BudgetStats:
-    """The finished runs of one budget and their test metric."""
+    """The finished runs of one point (budget, context length, data fraction) and their test metric.
+
+    ``label`` is the budget, followed by ``ctx<rows>`` and ``frac<share>`` when the runs
+    reported on vary those.
+    """
 
     budget: str
     params: int
     runs: tuple[RunRecord, ...]
     values: tuple[float, ...]
     interval: Interval
+    context_len: int = 60
+    data_fraction: float = 1.0
+    label: str = ""
+
+    @property
+    def point(self) -> tuple[str, int, float]:
+        """(budget, context length, data fraction)."""
+        return (self.budget, self.context_len, self.data_fraction)
 
 
 @dataclass(frozen=True)
@@ -118,6 +137,8 @@ class Report:
     method: str = METHOD
     scaling: list[ScalingFit] = field(default_factory=list)
     lr_tuning: list[LrTuning] = field(default_factory=list)
+    axes: list[AxisStudy] = field(default_factory=list)
+    compute: ComputeStudy | None = None
     # Row label -> measure -> (mean, std, runs) over seeds: each budget's long/flat strategy, the
     # learned baselines' and buy-and-hold (from each run's summary "trading").
     trading: dict[str, dict[str, tuple[float, float, int]]] = field(default_factory=dict)
@@ -137,7 +158,8 @@ class Report:
             "method": self.method,
             "confidence": CONFIDENCE,
             "budgets": [
-                {"budget": b.budget, "params": b.params, "seeds": [r.seed for r in b.runs],
+                {"budget": b.budget, "label": b.label, "context_len": b.context_len, "data_fraction": b.data_fraction,
+                 "params": b.params, "seeds": [r.seed for r in b.runs],
                  "runs": [r.name for r in b.runs], "values": list(b.values), "mean": interval(b.interval)}
                 for b in self.budgets
             ],
@@ -151,6 +173,9 @@ class Report:
             "left_out": [{"name": r.name, "status": r.status} for r in self.left_out],
             "notes": self.notes,
             "scaling": [f.to_json() for f in self.scaling],
+            "axes": [a.to_json() for a in self.axes],
+            "smallest_better": next((a.smallest_better for a in self.axes if a.axis == "size"), {}),
+            "compute": self.compute.to_json() if self.compute else None,
             "lr_tuning": [
                 {"budget": t.budget, "chosen_lr": t.chosen, "at_grid_edge": t.at_edge, "sentence": t.sentence,
                  "tried": [{"lr": lr, f"val_{self.metric}": v} for lr, v in t.tried]}
@@ -217,12 +242,14 @@ def _sentence(subject: str, against: str, kind: str, metric: str, diff: Interval
     return f"{subject} {words[verdict]} ({change})."
 
 
-def build_report(runs: Sequence[RunRecord]) -> Report:
-    """Group finished runs by budget and compare them with the baselines and with each other.
+def build_report(runs: Sequence[RunRecord], *, resamples: int = 1000) -> Report:
+    """Group finished runs by point and compare them with the baselines and with each other;
+    study each swept axis (see the module docstring).
 
     Args:
         runs: run records (``fintrain.experiments.runs.read_run``); unfinished ones are listed
             as left out.
+        resamples: bootstrap resamples of the axis studies.
 
     Raises:
         ReportError: no finished run, or finished runs of different tasks.
@@ -243,32 +270,34 @@ def build_report(runs: Sequence[RunRecord]) -> Report:
         notes.append("the runs differ in ticker, tier or target, so their test windows differ; "
                      "budget differences mix in data differences")
 
-    groups: dict[str, list[RunRecord]] = {}
+    groups: dict[tuple[str, int, float], list[RunRecord]] = {}
     for r in finished:
-        groups.setdefault(r.budget, []).append(r)
+        groups.setdefault(_point(r), []).append(r)
+    label = _labeller(groups)
     tuning = []
-    for budget, members in groups.items():
+    for point, members in groups.items():
         rates = sorted({_lr(r) for r in members})
         if len(rates) > 1:
             tried = {lr: next((validation_value(r.summary or {}, metric) for r in members
                                if _lr(r) == lr and r.seed == 0), None) for lr in rates}
             chosen = choose_lr(tried, metric)
-            tuning.append(LrTuning(budget, tuple(tried.items()), chosen, at_grid_edge(chosen, rates)))
-            groups[budget] = [r for r in members if _lr(r) == chosen]
+            tuning.append(LrTuning(label(point), tuple(tried.items()), chosen, at_grid_edge(chosen, rates)))
+            groups[point] = [r for r in members if _lr(r) == chosen]
     budgets = []
-    for budget, members in groups.items():
+    for point, members in groups.items():
         members.sort(key=lambda r: (r.seed, r.name))
         params = sorted({r.params for r in members if r.params is not None})
         if len(params) > 1:
-            notes.append(f"budget {budget} runs have different parameter counts ({', '.join(map(str, params))}); "
+            notes.append(f"budget {label(point)} runs have different parameter counts ({', '.join(map(str, params))}); "
                          "their architectures differ")
         values = tuple(r.test for r in members)
-        budgets.append(BudgetStats(budget, params[0] if params else 0, tuple(members), values, mean_interval(values)))
-    budgets.sort(key=lambda b: (b.params, nominal_size(b.budget), b.budget))
+        budgets.append(BudgetStats(point[0], params[0] if params else 0, tuple(members), values, mean_interval(values),
+                                   point[1], point[2], label(point)))
+    budgets.sort(key=lambda b: (b.context_len, b.data_fraction, b.params, nominal_size(b.budget), b.budget))
     for b in budgets:
         seeds = [r.seed for r in b.runs]
         if len(set(seeds)) < len(seeds):
-            notes.append(f"budget {b.budget} has runs with the same seed ({', '.join(r.name for r in b.runs)})")
+            notes.append(f"budget {b.label} has runs with the same seed ({', '.join(r.name for r in b.runs)})")
 
     baseline_values: dict[str, list[float]] = {}
     for r in finished:
@@ -289,37 +318,87 @@ def build_report(runs: Sequence[RunRecord]) -> Report:
             if diffs:
                 diff = mean_interval(diffs)
                 verdict = _verdict(_oriented(diff, higher))
-                comparisons.append(Comparison(b.budget, best_baseline, "baseline", diff, verdict,
-                                              _sentence(b.budget, best_baseline, "baseline", metric, diff, verdict)))
-        if i > 0:
-            smaller = budgets[i - 1]
+                comparisons.append(Comparison(b.label, best_baseline, "baseline", diff, verdict,
+                                              _sentence(b.label, best_baseline, "baseline", metric, diff, verdict)))
+        smaller = budgets[i - 1] if i > 0 else None
+        if smaller is not None and smaller.point[1:] == b.point[1:]:  # the next smaller size, same context and data
             diff = welch_interval(b.values, smaller.values)
             verdict = _verdict(_oriented(diff, higher))
-            comparisons.append(Comparison(b.budget, smaller.budget, "budget", diff, verdict,
-                                          _sentence(b.budget, smaller.budget, "budget", metric, diff, verdict)))
-    order = [b.budget for b in budgets]
+            comparisons.append(Comparison(b.label, smaller.label, "budget", diff, verdict,
+                                          _sentence(b.label, smaller.label, "budget", metric, diff, verdict)))
+    order = [b.label for b in budgets]
     tuning.sort(key=lambda t: order.index(t.budget))
     notes += [f"budget {t.budget}: best lr at grid edge: widen --lrs" for t in tuning if t.at_edge]
-    return Report(metric, higher, tasks[0], budgets, baselines, best_baseline, comparisons,
-                  list(finished), left_out, notes, scaling=[size_fit(budgets)], lr_tuning=tuning,
+    axes = axis_studies(budgets, tasks[0], resamples=resamples)
+    size = next(a for a in axes if a.axis == "size")
+    compute = compute_study(_axis_groups("size", [b for b in budgets if _held_on(b, size.held)]))
+    notes += list(compute.notes)
+    return Report(metric, higher, tasks[0], budgets, baselines, best_baseline, comparisons, list(finished), left_out, notes, scaling=[a.fit for a in axes],
+                  lr_tuning=tuning, axes=axes, compute=compute,
                   trading=_over_seeds(budgets, "trading", TRADING_MEASURES), ic=_over_seeds(budgets, "ic", IC_MEASURES))
+
+
+def _point(run: RunRecord) -> tuple[str, int, float]:
+    return (run.budget, run.context_len, run.data_fraction)
+
+
+def _labeller(groups: dict[tuple[str, int, float], list[RunRecord]]) -> Any:
+    """A point's label: its budget, with ctx<L> and frac<f> only for the axes the runs vary."""
+    contexts = len({p[1] for p in groups}) > 1
+    fractions = len({p[2] for p in groups}) > 1
+
+    def label(point: tuple[str, int, float]) -> str:
+        return (point[0] + (f" ctx{point[1]}" if contexts else "")
+                + (f" frac{number_text(point[2])}" if fractions else ""))
+
+    return label
 
 
 def _lr(run: RunRecord) -> float:
     return float(run.config.get("train", {}).get("lr", math.nan))
 
 
-def _test_loss(run: RunRecord) -> float | None:
-    value = ((run.summary or {}).get("test") or {}).get("loss")
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+def _size(b: BudgetStats) -> float:
+    return float(b.params) if b.params > 0 else nominal_size(b.budget)
 
 
-def size_fit(budgets: Sequence[BudgetStats], resamples: int = 1000) -> ScalingFit:
-    """The scaling-law fit of the test loss against parameters, over the budgets with a loss."""
-    usable = [(b, [v for v in map(_test_loss, b.runs) if v is not None]) for b in budgets]
-    usable = [(b, losses) for b, losses in usable if losses and b.params > 0]
-    return scaling_fit("size", [b.params for b, _ in usable], [losses for _, losses in usable],
-                       resamples=resamples)
+def _held_on(b: BudgetStats, held: dict[str, Any]) -> bool:
+    return all(getattr(b, name) == value for name, value in held.items())
+
+
+def _axis_groups(axis: str, points: Sequence[BudgetStats]) -> list[Group]:
+    """Each point of a slice as a value of ``axis``: its label and x (parameters, rows or share)."""
+    if axis == "size":
+        return [Group(b.budget, _size(b), b.runs) for b in points]
+    if axis == "context":
+        return [Group(str(b.context_len), float(b.context_len), b.runs) for b in points]
+    return [Group(number_text(b.data_fraction), b.data_fraction, b.runs) for b in points]
+
+
+def axis_studies(points: Sequence[BudgetStats], task: str, resamples: int = 1000) -> list[AxisStudy]:
+    """The study of the size axis, and of the context and data axes when the points vary them.
+
+    Each axis is studied on the points that hold the other two axes at their largest value
+    (the largest size, the longest context, the most data).
+    """
+    largest = {"budget": max(points, key=lambda b: (_size(b), b.budget)).budget,
+               "context_len": max(b.context_len for b in points),
+               "data_fraction": max(b.data_fraction for b in points)}
+    runs = [r for b in points for r in b.runs]
+    first = runs[0]
+    block_days = ((first.summary or {}).get("eval") or {}).get("block_days")
+    if not isinstance(block_days, int):
+        block_days = max(int((first.config.get("target") or {}).get("horizon", 1)), 20)
+    predictions = {r.name: read_predictions(r.path) for r in runs}
+    studies = []
+    for axis, name in AXIS_FIELDS.items():
+        if axis != "size" and len({getattr(b, name) for b in points}) < 2:
+            continue
+        held = {k: v for k, v in largest.items() if k != name}
+        chosen = [b for b in points if _held_on(b, held)]
+        studies.append(axis_study(axis, _axis_groups(axis, chosen), task, predictions, held=held,
+                                  block_days=block_days, resamples=resamples))
+    return studies
 
 
 TRADING_MEASURES = ("ann_return", "ann_vol", "sharpe", "max_drawdown", "turnover", "exposure")
@@ -339,7 +418,7 @@ def _over_seeds(budgets: Sequence[BudgetStats], key: str, measures: Sequence[str
     for b in budgets:
         for r in b.runs:
             for predictor, values in ((r.summary or {}).get(key) or {}).items():
-                row = f"PatchTST {b.budget}" if predictor == "PatchTST" else predictor
+                row = f"PatchTST {b.label}" if predictor == "PatchTST" else predictor
                 for m in measures:
                     value = values.get(m)
                     if isinstance(value, int | float) and math.isfinite(value):
@@ -375,11 +454,17 @@ def markdown(report: Report, images: Sequence[str] = ()) -> str:
     lines += [f"- {c.sentence}" for c in report.comparisons]
     if report.lr_tuning:
         lines += ["", "Learning rates (tuned on validation; test not used):", *[f"- {t.sentence}." for t in report.lr_tuning]]
+    for study in report.axes:
+        lines += ["", *axis_markdown(study)]
     for fit in report.scaling:
         lines += ["", f"Scaling fit of the test loss ({fit.axis}): {fit.verdict}."]
         if fit.fitted:
-            lines.append(f"L(x) = {fit.e:.4f} + {fit.a:.4f}·(x / {fit.values[0]:,.0f})^-{fit.alpha:.3f}; "
+            lines.append(f"L(x) = {fit.e:.4f} + {fit.a:.4f}·(x / {fit.values[0]:,.6g})^-{fit.alpha:.3f}; "
                          f"interval from {fit.resamples} bootstrap resamples of {fit.method or 'nothing'}.")
+    if report.compute and report.compute.frontier:
+        lines += ["", "Compute-efficient frontier (validation loss against training FLOPs): "
+                  + ", ".join(f"{label} at {flops:.3g} FLOPs: {loss:.4f}" for flops, loss, label in report.compute.frontier)
+                  + f". {report.compute.method}."]
     if report.trading:
         lines += ["", "Trading view on the test dates (long/flat at the validation cut; mean ± std over runs):", "",
                   "| strategy | runs | " + " | ".join(TRADING_MEASURES) + " |", "| --- | ---: |" + " ---: |" * len(TRADING_MEASURES)]
@@ -398,6 +483,33 @@ def markdown(report: Report, images: Sequence[str] = ()) -> str:
     if images:
         lines += ["", *[f"![{Path(p).stem}]({Path(p).name})" for p in images]]
     return "\n".join(lines) + "\n"
+
+
+def held_text(held: dict[str, Any]) -> str:
+    """The values an axis study holds, in words (``context 60 rows, data fraction 1``)."""
+    words = {"budget": "size {}", "context_len": "context {} rows", "data_fraction": "data fraction {}"}
+    return ", ".join(words[k].format(number_text(v) if isinstance(v, float) else v) for k, v in held.items())
+
+
+def axis_markdown(study: AxisStudy) -> list[str]:
+    """One axis study as Markdown: the table per value, the verdicts and the bands."""
+    m, baselines = study.metric, list(study.bands)
+    checks = {(c.label, c.baseline): c for c in study.checks}
+    lines = [f"### {study.words.capitalize()} axis ({held_text(study.held)})", "",
+             f"| {study.words} | seeds | test {m} (95% interval) | test {study.loss} (95% interval) | "
+             + "".join(f"vs {b} | " for b in baselines), "| --- | ---: | --- | --- |" + " --- |" * len(baselines)]
+    for row in study.rows:
+        cells = [f"{checks[(row.label, b)].diff:+.4f} {checks[(row.label, b)].verdict}" if (row.label, b) in checks
+                 else "-" for b in baselines]
+        lines.append(f"| {row.label} | {len(row.runs)} | {row.metric.text()} | {row.loss.text()} | "
+                     + "".join(f"{c} | " for c in cells))
+    for b, band in study.bands.items():
+        lines.append(f"| baseline {b} (runs at {study.band_from}) | - | {band['metric'].text()} | {band['loss'].text()} | "
+                     + "- | " * len(baselines))
+    lines += ["", f"- Fit of the test loss: {study.fit.verdict}."]
+    lines += [f"- {s.capitalize()}." for s in study.smallest_sentences()]
+    lines += [f"- Method: {study.method}."]
+    return lines
 
 
 def write_report(report: Report, out_dir: Path, images: Sequence[Path] = ()) -> list[Path]:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from fintrain.errors import RunError
 from fintrain.records import EpochRecord, Event, EventRecord, Record, TrainRecord, record_from_json
 from fintrain.train.marker import live_marker
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
 METRICS_FILE = "metrics.jsonl"
+PREDICTIONS_FILE = "predictions.parquet"
 LAST_CHECKPOINT = Path("checkpoints") / "last.pt"
 
 FINISHED = "finished"
@@ -88,6 +91,17 @@ class RunRecord:
         return STATUS_LABELS.get(self.status, self.status)
 
     @property
+    def context_len(self) -> int:
+        """Rows in one input window (``split.context_len``; 60 when the config predates it)."""
+        return int((self.config.get("split") or {}).get("context_len", 60))
+
+    @property
+    def data_fraction(self) -> float:
+        """The share of the training period trained on (``split.data_fraction``; 1 in configs
+        written before it existed)."""
+        return float((self.config.get("split") or {}).get("data_fraction", 1.0))
+
+    @property
     def events(self) -> list[EventRecord]:
         """The run's event records (checkpoint, best, thermal_pause, ...), in order."""
         return [r for r in self.records if isinstance(r, EventRecord)]
@@ -145,6 +159,19 @@ def read_metrics(run_dir: Path) -> list[Record]:
     return records
 
 
+def read_predictions(run_dir: Path) -> pl.DataFrame | None:
+    """A run's ``predictions.parquet`` (one row per validation and test window), or None when
+    the run has none (it predates them) or the file cannot be read (with a warning)."""
+    path = Path(run_dir) / PREDICTIONS_FILE
+    if not path.is_file():
+        return None
+    try:
+        return pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        log.warning("%s cannot be read (%s); its run counts without per-window predictions", path, exc)
+        return None
+
+
 def _read_json(path: Path, run_dir: Path) -> dict[str, Any]:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -182,7 +209,8 @@ def run_status(run_dir: Path, records: list[Record], now: float | None = None) -
     return INTERRUPTED
 
 
-def _finite(value: Any) -> float | None:
+def finite_value(value: Any) -> float | None:
+    """A finite number as a float; None for anything else (NaN, inf, a string, a bool, missing)."""
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     return None
@@ -218,26 +246,26 @@ def read_run(run_dir: Path, now: float | None = None) -> RunRecord:
     metric = "auc" if task in ("threshold", "direction") else "mse"
     train_records = [r for r in records if isinstance(r, TrainRecord)]
     epoch_records = [r for r in records if isinstance(r, EpochRecord)]
-    epoch_values = [v for r in epoch_records if (v := _finite(r.val.get(metric))) is not None]
-    temps = [t for r in train_records if (t := _finite(r.temp_c)) is not None]
+    epoch_values = [v for r in epoch_records if (v := finite_value(r.val.get(metric))) is not None]
+    temps = [t for r in train_records if (t := finite_value(r.temp_c)) is not None]
     if summary is not None:
         metric = summary.get("primary_metric", metric)
         steps = int(summary.get("steps", 0))
-        best_val = _finite(summary.get("best_val", {}).get(metric))
-        test = _finite(summary.get("test", {}).get(metric))
-        seconds = _finite(summary.get("seconds"))
-        temp_max_c = _finite(summary.get("temp_max_c"))
+        best_val = finite_value(summary.get("best_val", {}).get(metric))
+        test = finite_value(summary.get("test", {}).get(metric))
+        seconds = finite_value(summary.get("seconds"))
+        temp_max_c = finite_value(summary.get("temp_max_c"))
         params = summary.get("params")
     else:
         steps = max((r.step for r in records if isinstance(r, TrainRecord | EpochRecord | EventRecord)), default=0)
         # The loop keeps the best epoch by validation loss; report that epoch's primary metric.
         best_by_loss = min(
-            (r for r in epoch_records if _finite(r.val.get("loss")) is not None),
+            (r for r in epoch_records if finite_value(r.val.get("loss")) is not None),
             key=lambda r: r.val["loss"], default=None,
         )
-        best_val = _finite(best_by_loss.val.get(metric)) if best_by_loss else _best(epoch_values, metric)
+        best_val = finite_value(best_by_loss.val.get(metric)) if best_by_loss else _best(epoch_values, metric)
         test = None
-        seconds = _finite(train_records[-1].time_s) if train_records else None
+        seconds = finite_value(train_records[-1].time_s) if train_records else None
         temp_max_c = max(temps) if temps else None
         params = None
     return RunRecord(

@@ -162,7 +162,8 @@ def scaling_fit(
     means = tuple(float(g.mean()) if g.size else math.nan for g in groups)
     words = AXIS_WORDS.get(axis, axis)
     if len(set(xs)) != len(xs):
-        raise ValueError(f"the {axis} values repeat: {xs}")
+        return _no_fit(axis, xs, means, ci, f"two {words} values are the same ({', '.join(f'{x:g}' for x in xs)}); "
+                       "their runs share one architecture")
     if len(xs) < MIN_VALUES:
         return _no_fit(axis, xs, means, ci, f"{len(xs)} distinct {words} value{'s' * (len(xs) != 1)}; "
                        f"E + A·x^-α has 3 parameters and needs at least {MIN_VALUES}")

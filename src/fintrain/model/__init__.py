@@ -13,6 +13,7 @@ from fintrain.model.budgets import (
     model_config_for,
     parse_budget,
 )
+from fintrain.model.flops import step_flops, training_flops_per_sample
 from fintrain.model.patchtst import PatchTST, RevIN, count_parameters, patch_count
 
 __all__ = [
@@ -28,4 +29,6 @@ __all__ = [
     "model_config_for",
     "parse_budget",
     "patch_count",
+    "step_flops",
+    "training_flops_per_sample",
 ]
