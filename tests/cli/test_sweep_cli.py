@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,36 @@ def test_bad_axis_values_exit_2_before_any_work(cli, tiny):
         result = cli("sweep", "--name", "s", "--config", str(tiny), option, value)
         assert result.exit_code == 2 and message in result.stderr
     assert not cli.data_dir.exists() and not cli.runs_dir.exists()
+
+
+@pytest.mark.slow
+def test_context_and_fraction_sweep_then_its_report(cli, tiny):
+    """Four real cells: two look-backs x two data fractions; the report studies both axes."""
+    import polars as pl
+
+    args = ["sweep", "--name", "ax", "--config", str(tiny), "--budgets", "2m", "--context-lens", "16,32",
+            "--data-fractions", "0.5,1", "--max-steps", "3", "--thermal-source", "none", "--json"]
+    done = cli(*args)
+    assert done.exit_code == 0, done.output
+    names = [c["name"] for c in json.loads(done.stdout)["cells"]]
+    assert names == ["ax-2m-ctx16-frac0.5-seed0", "ax-2m-ctx16-frac1-seed0", "ax-2m-ctx32-frac0.5-seed0",
+                     "ax-2m-ctx32-frac1-seed0"]
+    # Data fraction: the same validation and test windows, half the training period.
+    half, full = (pl.read_parquet(cli.runs_dir / f"ax-2m-ctx32-frac{f}-seed0" / "predictions.parquet") for f in ("0.5", "1"))
+    assert half.select("split", "date", "label").equals(full.select("split", "date", "label"))
+    windows = {f: json.loads((cli.runs_dir / f"ax-2m-ctx32-frac{f}-seed0" / "summary.json").read_text())["windows"]
+               for f in ("0.5", "1")}
+    assert windows["0.5"]["test"] == windows["1"]["test"] and windows["0.5"]["train"] < 0.55 * windows["1"]["train"]
+
+    report = cli("report", "--sweep", "ax", "--json")
+    assert report.exit_code == 0, report.output
+    document = json.loads(report.stdout)
+    assert [a["axis"] for a in document["axes"]] == ["size", "context", "fraction"]
+    context = document["axes"][1]
+    assert [v["value"] for v in context["values"]] == ["16", "32"] and context["held"] == {"budget": "2m", "data_fraction": 1.0}
+    assert context["method"].startswith("95% percentile intervals from 1000 resamples of the seeds and of 20-day blocks")
+    assert set(context["baseline_bands"]) == {"logistic", "gbdt"}
+    assert context["fit"]["reason"].startswith("2 distinct context length values")
+    assert document["compute"]["curves"][0]["points"] and document["compute"]["frontier"]
+    files = {Path(f).name for f in document["files"]}
+    assert {"scaling.png", "scaling_context.png", "scaling_fraction.png", "compute.png", "loss_curves.png"} <= files

@@ -161,6 +161,7 @@ def compute_plot(report: Report, path: Path) -> Path:
     """Validation loss against cumulative training FLOPs (log scale), one curve per size, the
     compute-efficient frontier, and the learned baselines' validation loss as bands."""
     fig = _figure(SCALING_HEIGHT_IN)
+    fig.subplots_adjust(left=1.1 / WIDTH_IN)  # room for losses written to five decimals
     ax = fig.subplots()
     study = report.compute
     curves = study.curves if study else ()
