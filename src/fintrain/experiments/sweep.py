@@ -152,22 +152,7 @@ def parse_budgets(text: str | Sequence[str]) -> list[str]:
 
 def parse_lrs(text: str | Sequence[str | float]) -> list[float]:
     """``"3e-4,1e-3"`` as ``[0.0003, 0.001]``: positive rates up to 1, ascending, no repeats."""
-    parts = [p.strip() if isinstance(p, str) else p for p in (text.split(",") if isinstance(text, str) else text)]
-    parts = [p for p in parts if p != ""]
-    if not parts:
-        raise ConfigError("--lrs is empty; give one or more learning rates, such as 3e-4,1e-3,3e-3")
-    rates = []
-    for p in parts:
-        try:
-            rate = float(p)
-        except ValueError:
-            raise ConfigError(f"--lrs: {p!r} is not a number; give rates such as 3e-4,1e-3,3e-3") from None
-        if not (math.isfinite(rate) and 0 < rate <= 1):
-            raise ConfigError(f"--lrs: {p!r} is not a learning rate in (0, 1]")
-        rates.append(rate)
-    if len(set(rates)) < len(rates):
-        raise ConfigError(f"--lrs names {next(r for r in rates if rates.count(r) > 1):g} twice")
-    return sorted(rates)
+    return _shares(text, "--lrs", "learning rates, such as 3e-4,1e-3,3e-3", "a learning rate")
 
 
 def parse_context_lens(text: str | Sequence[str | int]) -> list[int]:
@@ -187,17 +172,22 @@ def parse_context_lens(text: str | Sequence[str | int]) -> list[int]:
 
 def parse_fractions(text: str | Sequence[str | float]) -> list[float]:
     """``"1,0.25,0.5"`` as ``[0.25, 0.5, 1.0]``: shares of the training period in (0, 1], ascending."""
-    parts = _parts(text, "--data-fractions", "shares of the training period, such as 0.25,0.5,1")
-    fractions = []
-    for p in parts:
+    return _shares(text, "--data-fractions", "shares of the training period, such as 0.25,0.5,1",
+                   "a share of the training period")
+
+
+def _shares(text: str | Sequence[str | float], option: str, example: str, what: str) -> list[float]:
+    """Numbers in (0, 1] from a comma-separated option, ascending, no repeats."""
+    values = []
+    for p in _parts(text, option, example):
         try:
-            share = float(p)
+            value = float(p)
         except ValueError:
-            raise ConfigError(f"--data-fractions: {p!r} is not a number; give shares such as 0.25,0.5,1") from None
-        if not (math.isfinite(share) and 0 < share <= 1):
-            raise ConfigError(f"--data-fractions: {p!r} is not a share of the training period in (0, 1]")
-        fractions.append(share)
-    return _ascending_once(fractions, "--data-fractions", number_text)
+            raise ConfigError(f"{option}: {p!r} is not a number; give {example}") from None
+        if not (math.isfinite(value) and 0 < value <= 1):
+            raise ConfigError(f"{option}: {p!r} is not {what} in (0, 1]")
+        values.append(value)
+    return _ascending_once(values, option, number_text)
 
 
 def _parts(text: str | Sequence[Any], option: str, example: str) -> list[Any]:
