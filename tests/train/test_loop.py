@@ -1,5 +1,7 @@
 """The loop's pure helpers (learning-rate schedule, loss choice, positive-class weight) and fit()'s records."""
 
+import signal
+
 import numpy as np
 import polars as pl
 import pytest
@@ -8,6 +10,7 @@ from torch import nn
 
 from fintrain.config import TrainConfig
 from fintrain.dataset import WindowSet
+from fintrain.errors import TrainingStopped
 from fintrain.thermal import ThermalStatus
 from fintrain.train.checkpoint import load_checkpoint
 from fintrain.train.loop import (
@@ -247,3 +250,39 @@ def test_evaluation_runs_in_float32_whatever_the_training_precision():
     assert set(model.dtypes) == {torch.float32}
     # bf16 logits tie: at most 256 values per binade; float32 ones on 32 windows are all distinct.
     assert len(np.unique(output)) == 32
+
+
+class CtrlCAfterCheckpoint(RecordingSink):
+    """Presses Ctrl-C (a real SIGINT) as the checkpoint of ``at_step`` is announced."""
+
+    def __init__(self, at_step: int):
+        super().__init__()
+        self.at_step = at_step
+        self.pressed = False
+
+    def log(self, record, step):
+        super().log(record, step)
+        if record.to_json().get("event") == "checkpoint" and step == self.at_step and not self.pressed:
+            self.pressed = True  # once: a second SIGINT aborts
+            signal.raise_signal(signal.SIGINT)
+
+
+@pytest.mark.parametrize("checkpoint_every, at_step", [(4, 4), (100, 8)], ids=["every-n-steps", "end-of-epoch"])
+def test_ctrl_c_right_after_a_checkpoint_does_not_save_the_same_state_again(tmp_path, monkeypatch, checkpoint_every,
+                                                                           at_step):
+    import fintrain.train.loop as loop
+
+    writes = []
+    real_save = loop.save_checkpoint
+    monkeypatch.setattr(loop, "save_checkpoint", lambda path, payload: (writes.append((path.name, payload["step"])),
+                                                                        real_save(path, payload)))
+    sink = CtrlCAfterCheckpoint(at_step)
+    cfg = TrainConfig(epochs=3, log_every=100, warmup_steps=0, checkpoint_every=checkpoint_every, batch_size=8)
+    data = FitData(tiny_split(64, 1), tiny_split(16, 2), "direction")
+    with pytest.raises(TrainingStopped) as stopped:
+        fit(LastRow(), data, cfg, sink, Checkpointer(tmp_path, {}))
+    assert stopped.value.exit_code == 130
+    assert [w for w in writes if w[0] == "last.pt"] == [("last.pt", at_step)], "last.pt written once at that step"
+    events = [(r["event"], r["at"]) for r in sink.records if r["kind"] == "event"]
+    assert events.count(("checkpoint", at_step)) == 1 and ("interrupted", at_step) in events
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == at_step

@@ -447,12 +447,14 @@ class Checkpointer:
         return path
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Saver:
     """Checkpoints of this run's model, optimizer and schedule, announced on the sink.
 
     Every rank calls it at the same step (the RNG states are gathered from all of them); only
-    rank 0 writes.
+    rank 0 writes. ``last_step`` is the step whose state ``last.pt`` already holds (the step
+    resumed from, or the latest save), so a Ctrl-C or thermal stop right after a save does not
+    write the same state again.
     """
 
     checkpointer: Checkpointer
@@ -461,9 +463,14 @@ class _Saver:
     scheduler: Any
     sink: MetricSink
     dist: Distributed
+    last_step: int | None = None
 
     def last(self, state: FitState, reason: str) -> None:
-        """Save ``last.pt``; ``reason`` goes into the checkpoint event."""
+        """Save ``last.pt``; ``reason`` goes into the checkpoint event. Skipped (on every rank
+        alike, as they all hold the same step) when ``last.pt`` holds this step's state already."""
+        if self.last_step == state.step and not state.done:
+            return
+        self.last_step = state.step
         if (path := self._save(LAST, state, write=True)) is not None:
             _event(self.sink, state, Event.CHECKPOINT, f"saved {path.name} at step {state.step} ({reason})", path=str(path))
 
@@ -492,6 +499,7 @@ def _restore(resume: dict[str, Any] | None, saver: _Saver, seed: int) -> FitStat
     saver.optimizer.load_state_dict(resume["optimizer"])
     saver.scheduler.load_state_dict(resume["scheduler"])
     state = FitState.from_dict(resume["state"])
+    saver.last_step = state.step  # last.pt holds this state: a stop before the next step need not save it
     set_rng_state(_rank_rng(resume, dist))
     _event(saver.sink, state, Event.RESUMED, f"resumed at step {state.step} (epoch {state.epoch + 1})")
     return state
