@@ -45,7 +45,7 @@ def test_values_and_epochs():
     assert format_value(2.5e-5) == "2.500e-05"
     assert format_value(None) == "-"
     assert format_value(math.nan) == "nan"
-    assert epoch_label(0) == "1" and epoch_label(None) == "-"
+    assert epoch_label(1) == "1" and epoch_label(None) == "-" and epoch_label(True) == "-"
 
 
 @given(st.lists(st.floats(min_value=-1e6, max_value=1e6), min_size=2, max_size=60))

@@ -104,9 +104,9 @@ def val_metrics(record: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return ordered_metrics(found)
 
 
-def epoch_label(index: Any) -> str:
-    """The 1-based epoch number people read for a 0-based epoch index, or ``-``."""
-    return str(int(index) + 1) if isinstance(index, int) else "-"
+def epoch_label(number: Any) -> str:
+    """An epoch number (records count epochs from 1), or ``-`` for none."""
+    return str(int(number)) if isinstance(number, int) and not isinstance(number, bool) else "-"
 
 
 def temperature_text(temp_c: Any) -> str:

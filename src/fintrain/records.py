@@ -3,8 +3,11 @@
 A sink receives a :data:`Record` and dispatches on its type with ``match``. ``to_json()`` gives
 the flat object a line of ``metrics.jsonl`` holds (``"kind"`` first; the file's format predates
 these classes and is unchanged), and :func:`record_from_json` reads such a line back
-(``fintrain.experiments.runs``). Epochs are 0-based indices, shown to people as 1-based;
-``step`` counts optimizer steps completed.
+(``fintrain.experiments.runs``). Epochs are numbered from 1, in the records, in
+``metrics.jsonl`` and ``summary.json`` as on the screen; ``step`` counts optimizer steps
+completed. Files written before that convention (format 1: epochs were 0-based indices) carry
+no format marker and are converted on read by :func:`upgrade_metrics` and
+:func:`upgrade_summary`.
 
 This module imports nothing heavy, so that reading run folders does not load torch.
 """
@@ -15,6 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
+
+# metrics.jsonl and summary.json format 2: epochs numbered from 1. Format 1 (no marker) held
+# 0-based epoch indices in "epoch" and "best_epoch".
+METRICS_FORMAT = 2
+SUMMARY_FORMAT = 2
+FORMAT_KIND = "format"  # the first line of a format-2 metrics.jsonl: {"kind": "format", "version": 2, ...}
 
 
 class Event(StrEnum):
@@ -33,8 +42,9 @@ class Event(StrEnum):
 
 @dataclass(frozen=True)
 class TrainRecord:
-    """The mean training loss of the steps since the previous one (every ``log_every`` steps,
-    at the end of an epoch and at the last step), with the figures of that stretch."""
+    """The mean training loss of the steps since the previous one (every ``log_every`` steps or
+    ``log_every_s`` seconds, at the end of an epoch and at the last step), with the figures of
+    that stretch; ``epoch`` is the epoch the steps belong to, numbered from 1."""
 
     kind: ClassVar[str] = "train"
     epoch: int
@@ -55,7 +65,10 @@ class TrainRecord:
 
 @dataclass(frozen=True)
 class EpochRecord:
-    """Validation after an epoch (or after the last step of a run cut short by max_steps)."""
+    """Validation after an epoch (or after the last step of a run cut short by max_steps).
+
+    ``epoch`` is the epoch just trained and ``best_epoch`` the selected one, numbered from 1
+    (``best_epoch`` None while no epoch was selected)."""
 
     kind: ClassVar[str] = "epoch"
     epoch: int
@@ -64,7 +77,7 @@ class EpochRecord:
     val: Mapping[str, float]  # loss and the task's metrics (auc, accuracy, ... or mse, mae, ...)
     best_metric: str  # the primary metric's name
     best_value: float | None  # its value at the best epoch so far
-    best_epoch: int
+    best_epoch: int | None
     time_s: float
 
     def to_json(self) -> dict[str, Any]:
@@ -77,7 +90,10 @@ class EpochRecord:
 @dataclass(frozen=True)
 class EventRecord:
     """Something that happened, in words; ``extra`` holds the event's figures (``path`` of a
-    checkpoint, ``temp_c`` of a thermal event, ``paused_s`` of a resume)."""
+    checkpoint, ``temp_c`` of a thermal event, ``paused_s`` of a resume).
+
+    ``epoch`` is the epoch of the latest step taken (numbered from 1; 1 before the first step),
+    except for ``resumed``, where it is the epoch training continues in."""
 
     kind: ClassVar[str] = "event"
     event: Event
@@ -139,7 +155,7 @@ class FinalRecord:
     kind: ClassVar[str] = "final"
     test: Mapping[str, float]
     baselines: Mapping[str, Mapping[str, float]]
-    best_epoch: int
+    best_epoch: int | None  # numbered from 1
     steps: int
 
     def to_json(self) -> dict[str, Any]:
@@ -164,13 +180,13 @@ def record_from_json(data: Mapping[str, Any]) -> Record | None:
                 return EpochRecord(data["epoch"], data["step"], data.get("train/loss"),
                                    {k.removeprefix("val/"): v for k, v in data.items() if k.startswith("val/")},
                                    best[0].removeprefix("best/") if best else "", data[best[0]] if best else None,
-                                   data.get("best_epoch", -1), data.get("time_s"))
+                                   data.get("best_epoch"), data.get("time_s"))
             case "event":
                 known = {"kind", "event", "epoch", "step", "message"}
                 return EventRecord(Event(data["event"]), data.get("epoch", 0), data["step"], data.get("message", ""),
                                    {k: v for k, v in data.items() if k not in known})
             case "final":
-                return FinalRecord(data.get("test") or {}, data.get("baselines") or {}, data.get("best_epoch", -1),
+                return FinalRecord(data.get("test") or {}, data.get("baselines") or {}, data.get("best_epoch"),
                                    data.get("steps", data.get("step", 0)))
             case "status":
                 return StatusRecord(data["state"], data.get("paused_s", 0.0), data.get("memory_bytes"),
@@ -180,3 +196,56 @@ def record_from_json(data: Mapping[str, Any]) -> Record | None:
     except (KeyError, ValueError, TypeError, AttributeError):
         return None
     return None
+
+
+def epoch_number(index: Any) -> int | None:
+    """A format-1 0-based epoch index as the epoch's number (from 1); None for none (-1)."""
+    return index + 1 if isinstance(index, int) and not isinstance(index, bool) and index >= 0 else None
+
+
+def format_line() -> dict[str, Any]:
+    """The first line of a metrics.jsonl in the present format (``step`` 0, so a resume keeps it)."""
+    return {"kind": FORMAT_KIND, "step": 0, "version": METRICS_FORMAT, "epochs": "numbered from 1"}
+
+
+def metrics_format(lines: list[Mapping[str, Any]]) -> int:
+    """The format of a metrics.jsonl's objects: its marker's version, 1 without one."""
+    for data in lines:
+        if data.get("kind") == FORMAT_KIND and isinstance(data.get("version"), int):
+            return data["version"]
+    return 1
+
+
+def upgrade_metrics(lines: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A metrics.jsonl's objects in the present format, from whichever format they are in.
+
+    Format 1 held 0-based indices: the epoch in progress (train, event) or just validated
+    (epoch), and ``best_epoch``. An event logged at the step of an epoch record (an epoch's end:
+    its checkpoint, best, early stop) takes that epoch's number, as the present loop gives it;
+    ``resumed`` names the epoch training continues in.
+    """
+    if metrics_format(lines) >= METRICS_FORMAT:
+        return [dict(d) for d in lines]
+    ends = {d.get("step"): d["epoch"] for d in lines if d.get("kind") == "epoch" and isinstance(d.get("epoch"), int)}
+    upgraded = [format_line()]
+    for data in lines:
+        data = dict(data)
+        kind, epoch = data.get("kind"), data.get("epoch")
+        if isinstance(epoch, int):
+            at_end = kind == "event" and data.get("event") != Event.RESUMED and data.get("step") in ends
+            data["epoch"] = ends[data["step"]] + 1 if at_end else epoch + 1
+        if kind in ("epoch", "final") and "best_epoch" in data:
+            data["best_epoch"] = epoch_number(data["best_epoch"])
+        upgraded.append(data)
+    return upgraded
+
+
+def upgrade_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """A summary.json document in the present format (``format_version`` 2: ``best_epoch``
+    numbered from 1; ``epochs_completed`` was a count already)."""
+    summary = dict(summary)
+    version = summary.get("format_version", 1)
+    if not isinstance(version, int) or version < SUMMARY_FORMAT:
+        summary["best_epoch"] = epoch_number(summary.get("best_epoch"))
+        summary["format_version"] = SUMMARY_FORMAT
+    return summary

@@ -92,7 +92,7 @@ def test_run_folder_files_and_schemas(cli, tiny_config):
     assert summary["skipped_steps"] == 0
     data = json.loads((run / "data.json").read_text())
     assert data == {"raw": {"MSFT": summary["data_md5"]["raw"]}, "features": {"MSFT": summary["data_md5"]["features"]}}
-    assert summary["samples_per_s"] > 0 and summary["best_epoch"] in (0, 1)
+    assert summary["samples_per_s"] > 0 and summary["best_epoch"] in (1, 2)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     kinds = {r["kind"] for r in records}
     assert {"train", "epoch", "event", "final"} <= kinds
@@ -124,7 +124,7 @@ def test_max_steps_inside_first_epoch_still_validates_and_tests(cli, tiny_config
     result = cli("train", "--config", str(tiny_config), "--run-name", "short", "--max-steps", "3", "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert summary["steps"] == 3 and summary["best_epoch"] == 0
+    assert summary["steps"] == 3 and summary["best_epoch"] == 1 and summary["epochs_completed"] == 0
     assert summary["stop_reason"] == "max_steps=3"
 
 
@@ -231,6 +231,10 @@ def test_ctrl_c_saves_and_exits_130_then_resumes_identically(tmp_path, tiny_conf
     events = [json.loads(x).get("event") for x in (runs / "int" / "metrics.jsonl").read_text().splitlines()]
     assert "interrupted" in events
     run_lib.resume_run(runs / "int", data, options=QUIET)
+    lines = [json.loads(x) for x in (runs / "int" / "metrics.jsonl").read_text().splitlines()]
+    (resumed,) = [r for r in lines if r.get("event") == "resumed"]
+    trained_at_10 = [r["epoch"] for r in lines if r["kind"] == "train" and r["step"] == 10]
+    assert resumed["message"].endswith(f"(epoch {resumed['epoch']})") and [resumed["epoch"]] == trained_at_10
     assert _same(reference, _weights(runs / "int"))
 
 
@@ -288,6 +292,39 @@ def test_a_finished_run_resumed_with_more_epochs_trains_them(cli, tiny_config):
     assert again.exit_code == 0, again.output
     summary = json.loads(again.stdout)
     assert summary["steps"] == 2 * steps and summary["stop_reason"] == "epochs=2"
+
+
+@pytest.mark.slow
+def test_epochs_are_numbered_from_1_in_every_output(cli, tiny_config):
+    first = cli("train", "--config", str(tiny_config), "--run-name", "n", "--epochs", "2", "--no-live")
+    assert first.exit_code == 0, first.output
+    run = cli.runs_dir / "n"
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert lines[0] == {"kind": "format", "step": 0, "version": 2, "epochs": "numbered from 1"}
+    ends = {r["step"]: r["epoch"] for r in lines if r["kind"] == "epoch"}
+    assert list(ends.values()) == [1, 2]
+    end_of_1 = min(ends)
+    assert {r["epoch"] for r in lines if r["kind"] == "train" and r["step"] <= end_of_1} == {1}
+    assert {r["epoch"] for r in lines if r["kind"] == "train" and r["step"] > end_of_1} == {2}
+    # The checkpoint and best at an epoch's end carry that epoch.
+    assert all(r["epoch"] == ends[r["step"]] for r in lines if r["kind"] == "event" and r["step"] in ends)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["format_version"] == 2 and summary["epochs_completed"] == 2
+    best = summary["best_epoch"]
+    assert best in (1, 2) and lines[-1]["kind"] == "final" and lines[-1]["best_epoch"] == best
+    assert [r for r in lines if r["kind"] == "epoch"][-1]["best_epoch"] == best
+    assert "epoch 1/2" in first.stderr and "epoch 2/2" in first.stderr
+    assert f"best epoch {best};" in first.stderr and f"best epoch {best}," in first.stdout
+    load = json.loads(cli("runs", "show", "n", "--json").stdout)
+    assert load["summary"]["best_epoch"] == best
+    assert [e["epoch"] for e in load["events"] if e["step"] in ends] == [ends[e["step"]] for e in load["events"]
+                                                                          if e["step"] in ends]
+    # Resumed at the end of epoch 2 with a third epoch: it continues in epoch 3, in its field and its text.
+    again = cli("train", "--resume", str(run), "--epochs", "3", "--no-live")
+    assert again.exit_code == 0, again.output
+    resumed = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"resumed"' in x]
+    assert [(r["epoch"], r["message"]) for r in resumed] == [(3, f"resumed at step {max(ends)} (epoch 3)")]
+    assert "epoch 3/3" in again.stderr
 
 
 def _checkpointed_past(metrics: Path, step: int) -> bool:

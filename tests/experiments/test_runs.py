@@ -117,3 +117,17 @@ def test_resolve_run_by_name_or_path(tmp_path, write_run):
     assert resolve_run(str(run), tmp_path / "elsewhere") == run
     with pytest.raises(RunError, match="runs in .*: a"):
         resolve_run("b", tmp_path / "runs")
+
+
+def test_a_folder_of_the_earlier_format_reads_with_epochs_numbered_from_1(tmp_path, write_run):
+    """Format 1 (no marker in metrics.jsonl, no format_version in summary.json) held 0-based epochs."""
+    run = read_run(write_run(tmp_path, "old", status="finished", steps=40))
+    assert run.summary["best_epoch"] == 2 and run.summary["format_version"] == 2  # stored 1: the second epoch
+    epochs = [r for r in run.records if type(r).__name__ == "EpochRecord"]
+    assert [(r.epoch, r.step) for r in epochs] == [(1, 20), (2, 40)]
+    trains = [r for r in run.records if type(r).__name__ == "TrainRecord"]
+    assert {r.epoch for r in trains} == {1}
+    # The checkpoint at an epoch's end names that epoch, as the present loop writes it.
+    assert [(e.step, e.epoch) for e in run.events if e.event == "checkpoint"] == [(20, 1), (40, 2)]
+    resumed = read_run(write_run(tmp_path, "old-resumed", status="resumed", steps=20))
+    assert [(e.event, e.epoch) for e in resumed.events][-1] == ("resumed", 1)  # stored 0: continues in epoch 1

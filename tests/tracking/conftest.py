@@ -12,10 +12,10 @@ from fintrain.tracking import RunInfo
 
 
 class Records:
-    """Builders for each record kind, with values a small run would send (epochs 0-based)."""
+    """Builders for each record kind, with values a small run would send (epochs numbered from 1)."""
 
     @staticmethod
-    def train(step: int, loss: float, *, epoch: int = 0, time_s: float | None = None,
+    def train(step: int, loss: float, *, epoch: int = 1, time_s: float | None = None,
               temp_c: float | None = 71.5) -> TrainRecord:
         return TrainRecord(epoch, step, loss, 3e-4, 1500.0, temp_c, step * 0.5 if time_s is None else time_s)
 
@@ -33,15 +33,15 @@ class Records:
         return StatusRecord(**fields)
 
     @staticmethod
-    def event(event: str, step: int, message: str, **extra: Any) -> EventRecord:
-        return EventRecord(Event(event), 0, step, message, extra)
+    def event(event: str, step: int, message: str, *, epoch: int = 1, **extra: Any) -> EventRecord:
+        return EventRecord(Event(event), epoch, step, message, extra)
 
     @staticmethod
     def final() -> FinalRecord:
         return FinalRecord(
             test={"auc": 0.5612, "accuracy": 0.7, "brier": 0.2, "log_loss": 0.6, "pos_rate": 0.25},
             baselines={"base_rate": {"auc": 0.5, "brier": 0.19}, "logistic": {"auc": 0.5301, "brier": 0.2}},
-            best_epoch=1,
+            best_epoch=2,
             steps=30,
         )
 

@@ -26,12 +26,12 @@ def test_not_a_terminal_gives_plain_lines_and_both_files(info, rec):
     sink = make_sinks(info, info.run_dir, {"lr": 3e-4}, live=True, console=console)
     assert kinds(sink) == [JsonlSink, TensorBoardSink, PlainLog]
     sink.log(rec.train(10, 0.7), 10)
-    sink.log(rec.epoch(0, 10), 10)
+    sink.log(rec.epoch(1, 10), 10)
     sink.log(rec.final(), 30)
     sink.close()
     assert "\x1b" not in stream.getvalue() and "epoch 1/3" in stream.getvalue()
     lines = (info.run_dir / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(line)["kind"] for line in lines] == ["train", "epoch", "final"]
+    assert [json.loads(line)["kind"] for line in lines] == ["format", "train", "epoch", "final"]
     acc = EventAccumulator(str(info.run_dir / "tb"))
     acc.Reload()
     assert "hparam/test_auc" in acc.Tags()["scalars"]
@@ -61,7 +61,7 @@ def test_resume_continues_the_files_without_the_repeated_steps(info, rec):
     resumed = make_sinks(replace(info, start_step=20), info.run_dir, {}, live=False, console=quiet)
     resumed.log(rec.train(30, 0.5), 30)
     resumed.close()
-    lines = [json.loads(line) for line in (info.run_dir / "metrics.jsonl").read_text().splitlines()]
+    lines = [json.loads(line) for line in (info.run_dir / "metrics.jsonl").read_text().splitlines()][1:]  # after the format line
     assert [(r["step"], r["train/loss"]) for r in lines] == [(10, 0.7), (20, 0.7), (30, 0.5)]
     acc = EventAccumulator(str(info.run_dir / "tb"))
     acc.Reload()

@@ -11,7 +11,10 @@ from fintrain.tracking import JsonlSink
 
 
 def lines(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    """The records of a metrics.jsonl, after its format line (checked)."""
+    first, *rest = [json.loads(line) for line in path.read_text().splitlines()]
+    assert first == {"kind": "format", "step": 0, "version": 2, "epochs": "numbered from 1"}
+    return rest
 
 
 def test_train_epoch_event_and_final_records_are_one_line_each(tmp_path, rec):
@@ -19,7 +22,7 @@ def test_train_epoch_event_and_final_records_are_one_line_each(tmp_path, rec):
     sink = JsonlSink(path)
     sink.log(rec.train(10, 0.7), 10)
     sink.log(rec.status(), 10)  # the panel's heartbeat is not part of the record
-    sink.log(rec.epoch(0, 10), 10)
+    sink.log(rec.epoch(1, 10), 10)
     sink.log(rec.event("checkpoint", 10, "saved last.pt", path="checkpoints/last.pt"), 10)
     sink.log(rec.final(), 30)
     # Flushed line by line: readable before close, as after a kill -9.
@@ -81,4 +84,24 @@ def test_log_after_close_is_ignored(tmp_path, rec):
     sink = JsonlSink(path)
     sink.close()
     sink.log(rec.train(10, 0.7), 10)
-    assert path.read_text() == ""
+    assert lines(path) == []
+
+
+def test_resuming_a_file_of_the_earlier_format_converts_it_first(tmp_path, rec):
+    """Format 1 (no marker) held 0-based epochs; a resumed run appends numbered ones to a converted file."""
+    path = tmp_path / "metrics.jsonl"
+    old = [
+        {"kind": "train", "step": 5, "epoch": 0, "train/loss": 0.7},
+        {"kind": "epoch", "step": 10, "epoch": 0, "val/loss": 0.6, "best/auc": 0.55, "best_epoch": 0},
+        {"kind": "event", "step": 10, "event": "checkpoint", "epoch": 1, "message": "saved last.pt (end of epoch)"},
+        {"kind": "event", "step": 14, "event": "interrupted", "epoch": 1, "message": "interrupted at step 14"},
+    ]
+    path.write_text("".join(json.dumps(d) + "\n" for d in old))
+    sink = JsonlSink(path, resume_step=10)
+    sink.log(rec.event("resumed", 10, "resumed at step 10 (epoch 2)", epoch=2), 10)
+    sink.close()
+    records = lines(path)
+    assert [(r["kind"], r["step"], r["epoch"]) for r in records] == [
+        ("train", 5, 1), ("epoch", 10, 1), ("event", 10, 1), ("event", 10, 2),
+    ]
+    assert records[1]["best_epoch"] == 1 and records[3]["event"] == "resumed"

@@ -19,8 +19,8 @@ def text_of(panel: LivePanel, **console_options) -> str:
 def fed(info, rec) -> LivePanel:
     panel = LivePanel(info)
     for step, loss in ((5, 0.72), (10, 0.69), (15, 0.66), (20, 0.60)):
-        panel.log(rec.train(step, loss, epoch=(step - 1) // 10), step)
-    panel.log(rec.epoch(0, 10, val_loss=0.613, auc=0.571), 10)
+        panel.log(rec.train(step, loss, epoch=(step - 1) // 10 + 1), step)
+    panel.log(rec.epoch(1, 10, val_loss=0.613, auc=0.571), 10)
     panel.log(rec.status(), 20)
     panel.log(rec.event("best", 10, "new best validation loss 0.61300"), 10)
     panel.log(rec.event("checkpoint", 20, "saved last.pt at step 20"), 20)
@@ -32,7 +32,7 @@ def test_panel_shows_run_facts_progress_losses_and_thermal_state(info, rec):
     assert "20261128-a20-2m" in text
     for fact in ("device cpu", "ticker SPY", "tier a20", "budget 2m", "params 2,013,441"):
         assert fact in text
-    assert "2/3" in text  # epoch index 1 in progress, shown 1-based
+    assert "2/3" in text  # epoch 2 in progress
     assert "20/30" in text and "67%" in text
     # 15 steps in 7.5 s since the first record: 10 steps left take 5 s.
     assert "ETA 5s" in text
@@ -103,7 +103,7 @@ def test_final_record_shows_test_metrics_beside_baselines(info, rec):
 
 def test_a_resumed_run_starts_at_its_step_without_a_bogus_eta(info, rec):
     panel = LivePanel(replace(info, start_step=20))
-    panel.log(rec.train(25, 0.5, epoch=2, time_s=10.0), 25)
+    panel.log(rec.train(25, 0.5, epoch=3, time_s=10.0), 25)
     text = text_of(panel)
     assert "25/30" in text and "ETA --" in text
 
@@ -142,7 +142,7 @@ def test_log_only_stores_and_rendering_happens_on_the_panels_thread(info, rec):
     with panel:  # start() draws once on the caller's thread, then the panel's thread takes over
         drawn_at_start = len(threads)
         for step in range(21, 31):
-            panel.log(rec.train(step, 0.6, epoch=2), step)
+            panel.log(rec.train(step, 0.6, epoch=3), step)
             panel.log(rec.status(), step)
         threading.Event().wait(0.3)
         while_logging = threads[drawn_at_start:]

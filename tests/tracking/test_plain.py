@@ -10,7 +10,7 @@ def run_through(log: PlainLog, rec) -> None:
     for step in (5, 10):
         log.log(rec.train(step, 0.7), step)
         log.log(rec.status(), step)
-    log.log(rec.epoch(0, 10, val_loss=0.613, auc=0.571), 10)
+    log.log(rec.epoch(1, 10, val_loss=0.613, auc=0.571), 10)
     log.log(rec.event("thermal_pause", 12, "paused: 91.2 C in the warning band for 30 s"), 12)
     log.log(rec.status(state="paused", paused_s=3.0), 12)
     log.log(rec.event("thermal_resume", 12, "resumed after 40 s at 79.0 C"), 12)
@@ -57,7 +57,7 @@ def test_a_pressure_only_source_is_named_as_such_in_the_epoch_line(info, rec):
     stream = io.StringIO()
     log = PlainLog(info, stream=stream)
     log.log(rec.status(thermal__temp_c=None, thermal__band="no reading", thermal__pressure=1), 10)
-    log.log(rec.epoch(0, 10, val_loss=0.613, auc=0.571), 10)
+    log.log(rec.epoch(1, 10, val_loss=0.613, auc=0.571), 10)
     log.close()
     epoch = stream.getvalue().splitlines()[-1]
     assert "SoC no temperature, OS pressure moderate only (bands off)" in epoch

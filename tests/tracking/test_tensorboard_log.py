@@ -25,7 +25,7 @@ def test_scalars_are_readable_at_their_steps(tmp_path, rec):
     sink.log(rec.train(10, 0.70), 10)
     sink.log(rec.train(20, 0.65, temp_c=None), 20)  # no reading: no temperature point
     sink.log(rec.status(), 20)
-    sink.log(rec.epoch(0, 20, val_loss=0.61, auc=0.57), 20)
+    sink.log(rec.epoch(1, 20, val_loss=0.61, auc=0.57), 20)
     sink.log(rec.event("checkpoint", 20, "saved last.pt"), 20)
     sink.close()
 

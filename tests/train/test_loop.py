@@ -144,7 +144,7 @@ def test_fit_shows_each_new_thermal_sample_at_once_and_logs_the_mean_loss(tmp_pa
     # The epoch's training loss is the mean over its samples of the logged windows' means.
     train = [r for r in sink.records if r["kind"] == "train"]
     epochs = [r for r in sink.records if r["kind"] == "epoch"]
-    first = [r for r in train if r["epoch"] == 0]
+    first = [r for r in train if r["epoch"] == 1]
     assert [r["step"] for r in first] == [5, 8]
     assert epochs[0]["train/loss"] == pytest.approx((first[0]["train/loss"] * 40 + first[1]["train/loss"] * 24) / 64)
 
@@ -180,7 +180,7 @@ def test_training_stops_after_patience_epochs_without_improvement(tmp_path):
     data = FitData(tiny_split(32, 1), tiny_split(16, 2), "direction")
     result = fit(Constant(), data, cfg, sink, Checkpointer(tmp_path, {}))
     # Epoch 1 sets the best loss; epochs 2 and 3 do not beat it; no fourth epoch.
-    assert [r.epoch for r in result.history] == [0, 1, 2]
+    assert [r.epoch for r in result.history] == [1, 2, 3]
     assert result.state.stop is StopReason.EARLY_STOPPING and result.state.best_epoch == 0
     assert [r["message"] for r in sink.records if r.get("event") == "early_stop"] == [
         "no validation improvement for 2 epochs"

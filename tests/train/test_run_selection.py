@@ -27,7 +27,7 @@ def test_test_metrics_come_from_best_pt_when_the_last_epoch_is_not_the_best(tmp_
                                 options=run_lib.RunOptions(live=False))
     summary = outcome.summary
     assert summary["selected_on"] == "auc"
-    assert summary["best_epoch"] == 0 and summary["epochs_completed"] == 3
+    assert summary["best_epoch"] == 1 and summary["epochs_completed"] == 3
     epochs = [json.loads(line) for line in (outcome.run_dir / "metrics.jsonl").read_text().splitlines()]
     val_loss = [r["val/loss"] for r in epochs if r["kind"] == "epoch"]
     assert min(val_loss) == val_loss[2]  # selection on loss would have taken the last epoch

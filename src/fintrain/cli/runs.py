@@ -80,7 +80,7 @@ def _event_table(run: RunRecord) -> Table:
     for column in ("step", "epoch", "event", "message"):
         table.add_column(column, justify="right" if column in ("step", "epoch") else "left")
     for e in run.events:
-        table.add_row(str(e.step), str(e.epoch + 1) if isinstance(e.epoch, int) else "", str(e.event), e.message)
+        table.add_row(str(e.step), str(e.epoch) if isinstance(e.epoch, int) else "", str(e.event), e.message)
     return table
 
 

@@ -267,7 +267,7 @@ def train(
     if summary.get("per_ticker"):
         out_console.print(render_per_ticker(summary))
     out_console.print(
-        f"run: {outcome.run_dir}  ({summary['steps']} steps, best epoch {summary['best_epoch'] + 1}, "
+        f"run: {outcome.run_dir}  ({summary['steps']} steps, best epoch {summary['best_epoch'] or '-'}, "
         f"{summary['params']:,} parameters, {summary['device']})",
         highlight=False, soft_wrap=True,
     )

@@ -17,7 +17,16 @@ from typing import Any
 import polars as pl
 
 from fintrain.errors import RunError
-from fintrain.records import EpochRecord, Event, EventRecord, Record, TrainRecord, record_from_json
+from fintrain.records import (
+    EpochRecord,
+    Event,
+    EventRecord,
+    Record,
+    TrainRecord,
+    record_from_json,
+    upgrade_metrics,
+    upgrade_summary,
+)
 from fintrain.train.marker import live_marker
 from fintrain.storage import RUN_DATA_FILE
 
@@ -134,11 +143,12 @@ _WARNED_UNDECODABLE: set[Path] = set()
 def read_metrics(run_dir: Path) -> list[Record]:
     """The records of ``metrics.jsonl``; a torn last line (a run killed mid-write) is skipped,
     and so is a line this version does not know. Lines that are not UTF-8 (a damaged disk
-    block, say) are skipped with one warning per file."""
+    block, say) are skipped with one warning per file. A file of an earlier format (0-based
+    epochs) is read as the present one (see :func:`fintrain.records.upgrade_metrics`)."""
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         return []
-    records = []
+    lines: list[dict[str, Any]] = []
     undecodable = []
     for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
         try:
@@ -148,8 +158,9 @@ def read_metrics(run_dir: Path) -> list[Record]:
             continue
         except json.JSONDecodeError:
             continue
-        if isinstance(data, dict) and (record := record_from_json(data)) is not None:
-            records.append(record)
+        if isinstance(data, dict):
+            lines.append(data)
+    records = [record for data in upgrade_metrics(lines) if (record := record_from_json(data)) is not None]
     if undecodable and path not in _WARNED_UNDECODABLE:
         _WARNED_UNDECODABLE.add(path)  # a command may read a run twice; it warns once
         log.warning(
@@ -239,7 +250,7 @@ def read_run(run_dir: Path, now: float | None = None) -> RunRecord:
             raise RunError(f"no run folder {run_dir}; `fintrain runs list` shows the runs there are")
         raise RunError(f"{run_dir} is not a fintrain run folder (no {CONFIG_FILE})")
     config = _read_json(run_dir / CONFIG_FILE, run_dir)
-    summary = _read_json(run_dir / SUMMARY_FILE, run_dir) if (run_dir / SUMMARY_FILE).is_file() else None
+    summary = upgrade_summary(_read_json(run_dir / SUMMARY_FILE, run_dir)) if (run_dir / SUMMARY_FILE).is_file() else None
     records = read_metrics(run_dir)
     status = run_status(run_dir, records, now)
     task = str(config.get("target", {}).get("task", "threshold"))

@@ -41,6 +41,7 @@ from typing import Any
 from fintrain.config import RESUMABLE_FIELDS, RunConfig, check_run_name, validate_config
 from fintrain.errors import ConfigError, TrainingStopped
 from fintrain.evaluate.metrics import primary_metric
+from fintrain.records import upgrade_summary
 from fintrain.train.marker import RunBusyError, busy_message, live_marker
 from fintrain.train.options import RunOptions
 from fintrain.experiments.runs import CONFIG_FILE, HIGHER_IS_BETTER, LAST_CHECKPOINT, SUMMARY_FILE
@@ -533,7 +534,7 @@ def _run_cell(run_lib: Any, cell: Cell, cfg: RunConfig, action: str, run_dir: Pa
     overrides = {f: _get(cfg, f) for f in RESUMABLE_FIELDS}
     try:
         if action == SKIP:
-            return json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
+            return upgrade_summary(json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8")))
         if action == NEW:
             if run_dir.exists():
                 _clear_dead_cell(run_dir, options.notify)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from fintrain.records import Record, StatusRecord
+from fintrain.records import Record, StatusRecord, format_line, metrics_format, upgrade_metrics, METRICS_FORMAT
 from fintrain.storage import atomic_write_bytes
 
 
@@ -30,12 +30,17 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _step_of(line: bytes) -> int | None:
-    """The ``step`` of one stored line, or None when the line is not a complete record."""
+def _object(line: bytes) -> Any:
+    """The JSON value of one stored line, or None when it does not parse."""
     try:
-        record = json.loads(line)
+        return json.loads(line)
     except ValueError:
         return None
+
+
+def _step_of(line: bytes) -> int | None:
+    """The ``step`` of one stored line, or None when the line is not a complete record."""
+    record = _object(line)
     step = record.get("step") if isinstance(record, dict) else None
     return step if isinstance(step, int) else None
 
@@ -45,7 +50,9 @@ class JsonlSink:
 
     Each line is one record with its ``step``; NaN and infinite values are written as ``null``
     so that strict JSON readers (jq, browsers) accept the file. A ``kill -9`` loses at most the
-    line being written. Status records are ignored.
+    line being written. Status records are ignored. The first line of a new file names its
+    format (``{"kind": "format", "version": 2, ...}``: epochs numbered from 1); a file of an
+    earlier format that a resumed run appends to is converted first, so one file holds one format.
 
     Args:
         path: the file, usually ``runs/<name>/metrics.jsonl``; created with its folder.
@@ -60,6 +67,8 @@ class JsonlSink:
         if self.path.exists():
             self._repair(resume_step)
         self._file: IO[str] | None = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        if self._file.tell() == 0:
+            self._write(format_line())
 
     def _repair(self, resume_step: int | None) -> None:
         """Drop a torn last line and, on resume, the lines past the checkpoint's step."""
@@ -71,7 +80,11 @@ class JsonlSink:
             if line.endswith(b"\n")
             and (resume_step is None or (step := _step_of(line)) is None or step <= resume_step)
         ]
-        if len(keep) != len(lines):
+        parsed = [d for line in keep if isinstance(d := _object(line), dict)]
+        if parsed and metrics_format(parsed) < METRICS_FORMAT:
+            upgraded = upgrade_metrics(parsed)
+            atomic_write_bytes(self.path, b"".join(json.dumps(d, allow_nan=False).encode() + b"\n" for d in upgraded))
+        elif len(keep) != len(lines):
             atomic_write_bytes(self.path, b"".join(keep))
 
     def log(self, record: Record, step: int) -> None:
@@ -81,6 +94,10 @@ class JsonlSink:
             return
         document = {"kind": record.kind, "step": step}
         document.update(_plain(record.to_json()))
+        self._write(document)
+
+    def _write(self, document: Mapping[str, Any]) -> None:
+        assert self._file is not None
         self._file.write(json.dumps(document, allow_nan=False) + "\n")
         self._file.flush()
 

@@ -262,10 +262,10 @@ class LivePanel:
         facts.append(f"params {info.params:,}  task {info.task}")
         grid.add_row("run", facts)
 
-        # Epochs are 0-based indices: the one in progress equals the number completed before it.
+        # Epochs are numbered from 1: the one in progress follows those completed before it.
         completed = max(
-            int(train.get("epoch") or 0),
-            int(epoch["epoch"]) + 1 if isinstance(epoch.get("epoch"), int) else 0,
+            int(train.get("epoch") or 1) - 1,
+            int(epoch["epoch"]) if isinstance(epoch.get("epoch"), int) else 0,
         )
         current = train.get("epoch", epoch.get("epoch"))
         epoch_text = _bar(completed, info.epochs)

@@ -99,10 +99,10 @@ class FitState:
     """Progress that a checkpoint carries besides weights, optimizer, schedule and RNG states."""
 
     step: int = 0
-    epoch: int = 0
+    epoch: int = 0  # 0-based index of the epoch in progress (records number epochs from 1: epoch_number)
     batch_in_epoch: int = 0
     best_val: float = math.inf  # validation loss of the selected epoch
-    best_epoch: int = -1
+    best_epoch: int = -1  # 0-based index of the selected epoch; -1 before one (see best_epoch_number)
     best_metric: float | None = None  # validation primary metric of the selected epoch
     best_score: float | None = None  # the selection measure of the selected epoch
     bad_epochs: int = 0
@@ -118,6 +118,16 @@ class FitState:
     def done(self) -> bool:
         """True once the run reached its end (epochs, max_steps or early stopping)."""
         return self.stop is not None
+
+    @property
+    def epoch_number(self) -> int:
+        """The epoch of the latest step, numbered from 1 as every output counts (1 before any step)."""
+        return self.epoch + 1 if self.batch_in_epoch or self.step == 0 else self.epoch
+
+    @property
+    def best_epoch_number(self) -> int | None:
+        """The selected epoch, numbered from 1; None while none was selected."""
+        return self.best_epoch + 1 if self.best_epoch >= 0 else None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, which ``torch.load(weights_only=True)`` reads back."""
@@ -335,8 +345,10 @@ class _CtrlC:
             signal.signal(signal.SIGINT, self._previous)
 
 
-def _event(sink: MetricSink, state: FitState, event: Event, message: str, **extra: Any) -> None:
-    sink.log(EventRecord(event, state.epoch, state.step, message, extra), state.step)
+def _event(sink: MetricSink, state: FitState, event: Event, message: str, *, epoch: int | None = None,
+           **extra: Any) -> None:
+    """An event record at the state's step, in the epoch of its latest step unless ``epoch`` says."""
+    sink.log(EventRecord(event, state.epoch_number if epoch is None else epoch, state.step, message, extra), state.step)
 
 
 def _status(sink: MetricSink, state: FitState, status: Any, device: torch.device, *, time_s: float | None = None,
@@ -501,14 +513,16 @@ def _restore(resume: dict[str, Any] | None, saver: _Saver, seed: int) -> FitStat
     state = FitState.from_dict(resume["state"])
     saver.last_step = state.step  # last.pt holds this state: a stop before the next step need not save it
     set_rng_state(_rank_rng(resume, dist))
-    _event(saver.sink, state, Event.RESUMED, f"resumed at step {state.step} (epoch {state.epoch + 1})")
+    # The epoch training continues in: the next one when last.pt was saved at an epoch's end.
+    _event(saver.sink, state, Event.RESUMED, f"resumed at step {state.step} (epoch {state.epoch + 1})",
+           epoch=state.epoch + 1)
     return state
 
 
 def _validate(model: nn.Module, data: FitData, cfg: TrainConfig, loss_fn: LossFn, state: FitState,
               train_loss: float | None) -> tuple[EpochRecord, bool]:
     """The epoch record after validating, and whether validation improved (``state`` updated)."""
-    trained_epoch = state.epoch if state.batch_in_epoch else state.epoch - 1
+    trained_epoch = state.epoch_number
     metrics = evaluate(model, data.val, _batch_size(cfg), data.task, loss_fn)
     metric = primary_metric(data.task)
     best = state.best_score
@@ -516,13 +530,13 @@ def _validate(model: nn.Module, data: FitData, cfg: TrainConfig, loss_fn: LossFn
         best = state.best_val  # a checkpoint from before best_score: it was selected on loss
     improved = improves(data.select, metrics.get(data.select), best)
     if improved:
-        state.best_val, state.best_epoch, state.best_metric = metrics["loss"], trained_epoch, metrics.get(metric)
+        state.best_val, state.best_epoch, state.best_metric = metrics["loss"], trained_epoch - 1, metrics.get(metric)
         state.best_score = metrics[data.select]
         state.bad_epochs = 0
     else:
         state.bad_epochs += 1
-    record = EpochRecord(trained_epoch, state.step, train_loss, metrics, metric, state.best_metric, state.best_epoch,
-                         state.train_seconds)
+    record = EpochRecord(trained_epoch, state.step, train_loss, metrics, metric, state.best_metric,
+                         state.best_epoch_number, state.train_seconds)
     return record, improved
 
 
@@ -643,7 +657,7 @@ def fit(
                     state.train_seconds += seconds
                     throughput = (state.samples_seen - window_samples) / max(seconds, 1e-9)
                     temp_c = gate.status.temp_c if gate.status else None
-                    sink.log(TrainRecord(state.epoch, state.step, mean_loss, scheduler.get_last_lr()[0], throughput, temp_c,
+                    sink.log(TrainRecord(state.epoch_number, state.step, mean_loss, scheduler.get_last_lr()[0], throughput, temp_c,
                                          state.train_seconds), state.step)
                     epoch_loss.absorb(window_loss)
                     window_start, window_samples = _train_clock(state), state.samples_seen

@@ -46,7 +46,7 @@ from fintrain.errors import (
     TrainingStopped,
 )
 from fintrain.model import build_model, count_parameters, model_config_for
-from fintrain.records import FinalRecord
+from fintrain.records import SUMMARY_FORMAT, FinalRecord, upgrade_summary
 from fintrain.storage import RUN_DATA_FILE, atomic_path, atomic_write_json, check_writable, refused_writes, utc_now
 from fintrain.thermal import ThermalMonitor, open_sensor
 from fintrain.tracking import MultiSink, NullSink, RunInfo, make_sinks
@@ -345,6 +345,7 @@ def _execute(plan: Plan, run_dir: Path, resume: dict[str, Any] | None, options: 
         base = {name: {m: v for m, v in values.items() if m != "ci"} for name, values in judged.baselines.items()}
         state = result.state
         summary = {
+            "format_version": SUMMARY_FORMAT,
             "run_name": run_dir.name,
             "status": "finished",
             "stop_reason": state.stop.describe(train_cfg) if state.stop else "",
@@ -364,7 +365,7 @@ def _execute(plan: Plan, run_dir: Path, resume: dict[str, Any] | None, options: 
             **judged.summary(),
             "eval": {"bootstrap": cfg.eval.bootstrap, "block_days": cfg.block_days, "ci": cfg.eval.ci,
                      "cost_bps": cfg.eval.cost_bps},
-            "best_epoch": state.best_epoch,
+            "best_epoch": state.best_epoch_number,
             "best_val": {"loss": state.best_val, primary_metric(cfg.target.task): state.best_metric,
                          **({select: state.best_score} if select != "loss" else {})},
             "epochs_completed": state.epoch,
@@ -379,7 +380,7 @@ def _execute(plan: Plan, run_dir: Path, resume: dict[str, Any] | None, options: 
             "data_md5": plan.prepared.data_md5(),
             "finished_at": utc_now(),
         }
-        sink.log(FinalRecord(test, base, state.best_epoch, state.step), state.step)
+        sink.log(FinalRecord(test, base, state.best_epoch_number, state.step), state.step)
         atomic_write_json(run_dir / "summary.json", summary)
         return summary
     finally:
@@ -532,7 +533,8 @@ def resume_run(
         state = FitState.from_dict(checkpoint["state"])
         extended = _extends(cfg, state)
         if state.done and not extended and (run_dir / "summary.json").is_file():
-            return RunOutcome(run_dir, json.loads((run_dir / "summary.json").read_text()), already_finished=True)
+            summary = upgrade_summary(json.loads((run_dir / "summary.json").read_text(encoding="utf-8")))
+            return RunOutcome(run_dir, summary, already_finished=True)
         if extended:
             checkpoint["state"] = {**checkpoint["state"], "stop": None, "done": False}
         if overrides and dist.is_main:
