@@ -59,3 +59,16 @@ def test_sparkline_keeps_one_block_per_value_and_spans_lowest_to_highest(values)
         ranked = sorted(zip(values, line, strict=True))
         blocks = [SPARK_BLOCKS.index(c) for _, c in ranked]
         assert blocks == sorted(blocks)
+
+
+def test_metrics_are_shown_once_at_a_readable_precision():
+    from fintrain.display import format_metric, shown_metrics, val_metrics
+
+    assert format_metric("pos_rate", 0.0009921) == "0.10%" and format_metric("pos_rate", 0.25) == "25.00%"
+    assert format_metric("auc", 0.56123) == "0.5612" and format_metric("pos_rate", None) == "-"
+    test = {"loss": 0.6931472, "auc": 0.5, "log_loss": 0.6931471805599453, "pos_rate": 0.2}
+    assert [name for name, _ in shown_metrics(test)] == ["auc", "log_loss", "pos_rate"]
+    assert "loss" in dict(shown_metrics({**test, "loss": 0.71}))  # a weighted BCE is another value
+    assert [name for name, _ in shown_metrics({"loss": 1e-4, "mse": 1e-4, "mae": 0.01})] == ["mse", "mae"]
+    record = {"val/loss": 0.62, "val/auc": 0.55, "val/log_loss": 0.62, "val/pos_rate": 0.3}
+    assert [name for name, _ in val_metrics(record)] == ["auc", "pos_rate"]  # val loss sits beside train loss

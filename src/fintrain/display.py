@@ -11,6 +11,10 @@ SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
 
 # Metric keys in the order a reader expects them (others follow alphabetically).
 METRIC_ORDER = ("auc", "accuracy", "brier", "log_loss", "pos_rate", "mse", "mae", "dir_acc")
+# Shares shown as percentages (pos_rate 0.0009921 reads as 0.10%, not 9.921e-04).
+PERCENT_METRICS = frozenset({"pos_rate"})
+# The task metrics a run's loss equals (BCE is the log loss, MSE the mse, when no pos_weight is set).
+LOSS_TWINS = ("log_loss", "mse")
 
 
 def sparkline(values: Sequence[float | None], low: float | None = None, high: float | None = None) -> str:
@@ -84,6 +88,32 @@ def format_value(value: Any) -> str:
     return f"{number:.4f}"
 
 
+def format_metric(name: str, value: Any) -> str:
+    """A metric value as every display shows it: shares as percentages (``0.10%``), others in
+    four decimals (:func:`format_value`)."""
+    if name in PERCENT_METRICS and isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return f"{100 * value:.2f}%"
+    return format_value(value)
+
+
+def repeats_loss(metrics: Mapping[str, Any], loss: Any) -> str | None:
+    """The metric among :data:`LOSS_TWINS` whose value is ``loss`` (to display precision), or None."""
+    if not isinstance(loss, int | float) or not math.isfinite(loss):
+        return None
+    for name in LOSS_TWINS:
+        value = metrics.get(name)
+        if isinstance(value, int | float) and math.isclose(value, loss, rel_tol=1e-5, abs_tol=1e-9):
+            return name
+    return None
+
+
+def shown_metrics(metrics: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Metric items in the usual order, each value once: ``loss`` is left out when it repeats the
+    task's ``log_loss`` or ``mse`` (a run's test metrics hold both)."""
+    twin = repeats_loss(metrics, metrics.get("loss"))
+    return ordered_metrics({k: v for k, v in metrics.items() if not (k == "loss" and twin)})
+
+
 def format_lr(lr: Any) -> str:
     """A learning rate in scientific notation (they span decades)."""
     try:
@@ -99,9 +129,11 @@ def ordered_metrics(metrics: Mapping[str, Any]) -> list[tuple[str, Any]]:
 
 
 def val_metrics(record: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    """The ``val/<metric>`` items of an epoch record (without ``val/loss``), in the usual order."""
+    """The ``val/<metric>`` items of an epoch record, in the usual order, without ``val/loss``
+    (shown beside the training loss) and without the metric that merely repeats it."""
     found = {k.removeprefix("val/"): v for k, v in record.items() if k.startswith("val/") and k != "val/loss"}
-    return ordered_metrics(found)
+    twin = repeats_loss(found, record.get("val/loss"))
+    return ordered_metrics({k: v for k, v in found.items() if k != twin})
 
 
 def epoch_label(number: Any) -> str:

@@ -125,3 +125,21 @@ def test_show_prints_intervals_trading_and_verdicts_as_train_does(cli):
     assert "PatchTST 2m vs gbdt: AUC -0.031 (95% CI -0.058..-0.004), worse" in out
     assert "trading view" in out and "buy_and_hold" in out and "+12.0%" in out and "-0.30..+0.50 indistinguishable" in out
     assert "0.5200..0.5800" in out  # the model's interval column
+
+
+def test_show_prints_each_test_value_once_and_rates_as_percentages(cli):
+    run = write_run(cli.runs_dir, "r", status="finished")
+    summary = json.loads((run / "summary.json").read_text())
+    summary["test"] = {"loss": 0.41235, "auc": 0.5612, "accuracy": 0.61, "brier": 0.2, "log_loss": 0.4123502,
+                       "pos_rate": 0.0009921}
+    summary["baselines"] = {"base_rate": {"auc": 0.5, "log_loss": 0.45, "pos_rate": 0.0}}
+    (run / "summary.json").write_text(json.dumps(summary))
+    result = cli("runs", "show", "r")
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.stdout.splitlines() if "log_loss" in line)
+    assert " loss " not in header.replace("log_loss", ""), "the loss column repeats log_loss"
+    assert "0.4124" in result.stdout and "0.10%" in result.stdout and "9.921e-04" not in result.stdout
+    # A loss that differs from log_loss (a pos_weight run's weighted BCE) keeps its column.
+    summary["test"]["loss"] = 0.52
+    (run / "summary.json").write_text(json.dumps(summary))
+    assert "0.5200" in cli("runs", "show", "r").stdout

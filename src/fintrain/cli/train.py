@@ -14,6 +14,7 @@ from rich.table import Table
 
 from fintrain.cli.common import err_console, out_console, print_json, run_config, workspace
 from fintrain.cli.data import tickers_option
+from fintrain.display import format_metric, shown_metrics
 from fintrain.errors import ConfigError, TrainingStopped
 
 
@@ -44,7 +45,7 @@ def _level(summary: dict[str, Any]) -> str:
 def render_summary(summary: dict[str, Any]) -> Table:
     """Test metrics of the model beside each baseline, one row per predictor, with the bootstrap
     interval of the primary metric and of the model's paired difference from each baseline."""
-    metrics = list(summary["test"].keys())
+    metrics = [name for name, _ in shown_metrics(summary["test"])]  # each value once: no loss beside log_loss
     primary = summary.get("primary_metric", metrics[0])
     has_ci = "test_ci" in summary
     selected = f", selected on validation {summary['selected_on']}" if "selected_on" in summary else ""
@@ -56,10 +57,11 @@ def render_summary(summary: dict[str, Any]) -> Table:
         table.add_column(f"{primary} {_level(summary)} CI", justify="right")
         table.add_column(f"PatchTST - this, {_level(summary)} CI", justify="right")
     ci_cells = [_interval(summary["test_ci"].get(primary)), ""] if has_ci else []
-    table.add_row(f"PatchTST {summary['budget']}", *(f"{summary['test'][m]:.4f}" for m in metrics), *ci_cells, style="bold")
+    table.add_row(f"PatchTST {summary['budget']}", *(format_metric(m, summary["test"][m]) for m in metrics), *ci_cells,
+                  style="bold")
     comparisons = summary.get("comparisons", {})
     for name, values in summary["baselines"].items():
-        cells = [f"{values[m]:.4f}" if isinstance(values.get(m), int | float) else "-" for m in metrics]
+        cells = [format_metric(m, values[m]) if isinstance(values.get(m), int | float) else "-" for m in metrics]
         if has_ci:
             comparison = comparisons.get(name, {})
             verdict = f" {comparison['verdict']}" if "verdict" in comparison else ""
@@ -134,14 +136,14 @@ def print_verdicts(summary: dict[str, Any]) -> None:
 def render_per_ticker(summary: dict[str, Any]) -> Table:
     """The model's test metrics for each ticker's windows."""
     per_ticker = summary["per_ticker"]
-    metrics = [m for m in next(iter(per_ticker.values())) if m != "windows"]
+    metrics = [m for m, _ in shown_metrics(next(iter(per_ticker.values()))) if m != "windows"]
     table = Table(title="test metrics per ticker")
     table.add_column("ticker", no_wrap=True)
     table.add_column("windows", justify="right")
     for m in metrics:
         table.add_column(m, justify="right")
     for ticker, values in per_ticker.items():
-        table.add_row(ticker, f"{values['windows']:,}", *(f"{values[m]:.4f}" for m in metrics))
+        table.add_row(ticker, f"{values['windows']:,}", *(format_metric(m, values[m]) for m in metrics))
     return table
 
 

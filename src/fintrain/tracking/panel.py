@@ -26,8 +26,9 @@ from fintrain.display import (
     format_bytes,
     format_duration,
     format_lr,
+    format_metric,
     format_value,
-    ordered_metrics,
+    shown_metrics,
     sparkline,
     temperature_text,
     val_metrics,
@@ -305,7 +306,7 @@ class LivePanel:
 
         metrics = val_metrics(epoch)
         if metrics:
-            grid.add_row("val", "  ".join(f"{name} {format_value(value)}" for name, value in metrics))
+            grid.add_row("val", "  ".join(f"{name} {format_metric(name, value)}" for name, value in metrics))
 
         grid.add_row("SoC", self._temperature(status))
         grid.add_row("thermal", self._thermal_state(status))
@@ -327,7 +328,7 @@ class LivePanel:
             test = final.get("test") or {}
             grid.add_row(
                 "test",
-                Text("  ".join(f"{k} {format_value(v)}" for k, v in ordered_metrics(test)), style="bold"),
+                Text("  ".join(f"{k} {format_metric(k, v)}" for k, v in shown_metrics(test)), style="bold"),
             )
             baselines = final.get("baselines") or {}
             if baselines:

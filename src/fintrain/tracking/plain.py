@@ -12,8 +12,9 @@ from fintrain.display import (
     format_bytes,
     format_duration,
     format_lr,
+    format_metric,
     format_value,
-    ordered_metrics,
+    shown_metrics,
     temperature_text,
     val_metrics,
 )
@@ -84,7 +85,7 @@ class PlainLog:
             f"train loss {format_value(record.get('train/loss'))}",
             f"val loss {format_value(record.get('val/loss'))}",
         ]
-        parts += [f"{name} {format_value(value)}" for name, value in val_metrics(record)]
+        parts += [f"{name} {format_metric(name, value)}" for name, value in val_metrics(record)]
         primary = info.primary_metric
         best = record.get(f"best/{primary}")
         if best is not None:
@@ -111,7 +112,7 @@ class PlainLog:
         test = record.get("test") or {}
         line = (
             f"done: {record.get('steps', step):,} steps, best epoch {epoch_label(record.get('best_epoch'))}; test "
-            + ", ".join(f"{k} {format_value(v)}" for k, v in ordered_metrics(test))
+            + ", ".join(f"{k} {format_metric(k, v)}" for k, v in shown_metrics(test))
         )
         baselines = record.get("baselines") or {}
         if baselines:
