@@ -224,6 +224,10 @@ class TrainConfig(Section):
     device: Literal["auto", "mps", "cuda", "cpu"] = Field("auto")
     precision: Literal["fp32", "bf16"] = Field("fp32")
     log_every: int = Field(20, ge=1, description="Steps between training-loss logs.")
+    log_every_s: float = Field(
+        30.0, gt=0, description="Seconds of training between training-loss logs as well, whichever of "
+        "log_every and log_every_s comes first (a slow model still gets points in TensorBoard)."
+    )
     checkpoint_every: int | None = Field(None, ge=1, description="Steps between last.pt saves.")
     max_nonfinite_steps: int = Field(
         10, ge=1, description="Optimizer steps in a row skipped for a non-finite loss or gradient norm "

@@ -126,15 +126,22 @@ class StatusRecord:
     band: str = "off"
     trend: str | None = None
     pressure: int | None = None  # the OS's thermal pressure level, where the source has one
+    # Running figures between train records (the panel shows them from step 1): the mean loss of
+    # the steps since the last train record (None when there are none), the learning rate, samples/s.
+    loss: float | None = None
+    lr: float | None = None
+    throughput: float | None = None
 
     @classmethod
     def of(cls, state: Literal["running", "paused"], paused_s: float, status: Any, memory_bytes: int | None,
-           time_s: float | None = None) -> StatusRecord:
-        """From a thermal monitor's ``ThermalStatus`` (None: no monitor)."""
+           time_s: float | None = None, *, loss: float | None = None, lr: float | None = None,
+           throughput: float | None = None) -> StatusRecord:
+        """From a thermal monitor's ``ThermalStatus`` (None: no monitor) and the running figures."""
+        running = {"loss": loss, "lr": lr, "throughput": throughput}
         if status is None:
-            return cls(state, paused_s, memory_bytes, time_s)
+            return cls(state, paused_s, memory_bytes, time_s, **running)
         return cls(state, paused_s, memory_bytes, time_s, status.temp_c, status.temp_max_c, status.hottest_c,
-                   status.band, status.trend, status.pressure)
+                   status.band, status.trend, status.pressure, **running)
 
     def to_json(self) -> dict[str, Any]:
         """The flat object, as the panel's tests and displays read it."""
@@ -144,8 +151,10 @@ class StatusRecord:
             thermal = {"thermal/temp_c": self.temp_c, "thermal/temp_max_c": self.temp_max_c,
                        "thermal/hottest_c": self.hottest_c, "thermal/band": self.band, "thermal/trend": self.trend,
                        "thermal/pressure": self.pressure}
+        figures = {key: value for key, value in (("train/loss", self.loss), ("lr", self.lr),
+                                                  ("throughput", self.throughput)) if value is not None}
         return {"kind": self.kind, "state": self.state, "paused_s": self.paused_s, **running, **thermal,
-                "memory_bytes": self.memory_bytes}
+                "memory_bytes": self.memory_bytes, **figures}
 
 
 @dataclass(frozen=True)
@@ -192,7 +201,8 @@ def record_from_json(data: Mapping[str, Any]) -> Record | None:
                 return StatusRecord(data["state"], data.get("paused_s", 0.0), data.get("memory_bytes"),
                                     data.get("time_s"), data.get("thermal/temp_c"), data.get("thermal/temp_max_c"),
                                     data.get("thermal/hottest_c"), data.get("thermal/band", "off"),
-                                    data.get("thermal/trend"))
+                                    data.get("thermal/trend"), data.get("thermal/pressure"), data.get("train/loss"),
+                                    data.get("lr"), data.get("throughput"))
     except (KeyError, ValueError, TypeError, AttributeError):
         return None
     return None

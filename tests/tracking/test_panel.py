@@ -209,3 +209,14 @@ def test_panel_counts_the_steps_skipped_for_non_finite_values(info, rec):
         panel.log(rec.event("nonfinite", step, f"non-finite loss or gradient norm at step {step + 1}: optimizer "
                             "step skipped"), step)
     assert "2 skipped (non-finite)" in text_of(panel)
+
+
+def test_lr_speed_and_running_loss_show_before_the_first_log_step(info, rec):
+    panel = LivePanel(info)
+    assert "samples/s -" in text_of(panel) and "train -" in text_of(panel)
+    panel.log(replace(rec.status(time_s=2.0), loss=0.6931, lr=1.5e-5, throughput=123.4), 1)
+    text = text_of(panel)
+    assert "1.50e-05" in text and "samples/s 123" in text and "train 0.6931" in text
+    panel.log(rec.train(20, 0.61), 20)  # the train record is newer: its figures
+    text = text_of(panel)
+    assert "3.00e-04" in text and "samples/s 1,500" in text and "train 0.6100" in text

@@ -26,10 +26,12 @@ def test_global_batch_is_split_in_rank_order():
 
 def test_single_process_agreement_is_local():
     d = Distributed()
-    assert d.agree(False, RUN) == RUN and d.agree(False, PAUSE) == PAUSE
-    assert d.agree(True, PAUSE) == INTERRUPT
-    assert Distributed(rank=1, world_size=1).agree(False, PAUSE) == RUN  # only rank 0 decides heat
-    assert Distributed(rank=1, world_size=1).agree(True, RUN) == INTERRUPT  # any rank's Ctrl-C counts
+    assert d.agree(False, RUN) == (RUN, False) and d.agree(False, PAUSE) == (PAUSE, False)
+    assert d.agree(True, PAUSE) == (INTERRUPT, False)
+    assert d.agree(False, RUN, log_due=True) == (RUN, True)
+    assert Distributed(rank=1, world_size=1).agree(False, PAUSE) == (RUN, False)  # only rank 0 decides heat
+    assert Distributed(rank=1, world_size=1).agree(True, RUN) == (INTERRUPT, False)  # any rank's Ctrl-C counts
+    assert Distributed(rank=1, world_size=1).agree(False, RUN, log_due=True) == (RUN, False)  # rank 0's clock
 
 
 def _train_losses(run_dir: Path) -> list[float]:

@@ -1,6 +1,7 @@
 """The loop's pure helpers (learning-rate schedule, loss choice, positive-class weight) and fit()'s records."""
 
 import signal
+import time
 
 import numpy as np
 import polars as pl
@@ -286,3 +287,35 @@ def test_ctrl_c_right_after_a_checkpoint_does_not_save_the_same_state_again(tmp_
     events = [(r["event"], r["at"]) for r in sink.records if r["kind"] == "event"]
     assert events.count(("checkpoint", at_step)) == 1 and ("interrupted", at_step) in events
     assert load_checkpoint(tmp_path / "last.pt")["step"] == at_step
+
+
+class SlowLastRow(LastRow):
+    """A model whose every forward pass takes at least ``delay_s`` (a big model on a slow CPU)."""
+
+    def __init__(self, delay_s: float):
+        super().__init__()
+        self.delay_s = delay_s
+
+    def forward(self, x):
+        if self.training:
+            time.sleep(self.delay_s)
+        return super().forward(x)
+
+
+def test_the_panel_gets_lr_speed_and_a_running_loss_from_step_1_and_slow_models_log_by_time(tmp_path):
+    torch.manual_seed(0)
+    data = FitData(tiny_split(64, 1), tiny_split(16, 2), "direction")
+    by_steps = RecordingSink()
+    cfg = TrainConfig(epochs=1, log_every=1000, log_every_s=1000, warmup_steps=0, batch_size=8)
+    fit(SlowLastRow(0.0), data, cfg, by_steps, Checkpointer(tmp_path, {}))
+    assert [r["step"] for r in by_steps.records if r["kind"] == "train"] == [8]  # the epoch's end only
+    first_train = next(i for i, r in enumerate(by_steps.records) if r["kind"] == "train")
+    early = [r for r in by_steps.records[:first_train] if r["kind"] == "status" and "lr" in r]
+    assert early and early[0]["at"] == 1, "running figures right after the first step"
+    assert early[0]["lr"] > 0 and early[0]["throughput"] > 0 and early[0]["train/loss"] > 0
+    # A slow model: a train record whenever log_every_s passed, long before log_every steps.
+    by_time = RecordingSink()
+    slow = TrainConfig(epochs=1, log_every=1000, log_every_s=0.05, warmup_steps=0, batch_size=8)
+    fit(SlowLastRow(0.06), data, slow, by_time, Checkpointer(tmp_path, {}))
+    steps = [r["step"] for r in by_time.records if r["kind"] == "train"]
+    assert steps[0] <= 3 and len(steps) >= 4 and steps[-1] == 8

@@ -364,7 +364,7 @@ def config_differences(stored: dict[str, Any], wanted: RunConfig) -> list[str]:
     defaults = _flatten(RunConfig().model_dump(mode="json"))
     old = {**defaults, **_flatten(stored)}
     new = _flatten(wanted.model_dump(mode="json"))
-    ignore = {*RESUMABLE_FIELDS, "train.log_every"}
+    ignore = {*RESUMABLE_FIELDS, "train.log_every", "train.log_every_s"}
     if new.get("train.batch_size") == "auto":
         ignore.add("train.batch_size")
     return [f"{k}={old.get(k)!r} in the cell, {new.get(k)!r} now"

@@ -141,6 +141,7 @@ class LivePanel:
         self._train: dict[str, Any] = {}
         self._epoch: dict[str, Any] = {}
         self._status: dict[str, Any] = {}
+        self._running: dict[str, Any] = {}  # loss, lr and samples/s of a status newer than the last train record
         self._final: dict[str, Any] | None = None
         self._losses: deque[float] = deque(maxlen=history)
         self._events: deque[tuple[int, str, str]] = deque(maxlen=max_events)
@@ -167,8 +168,11 @@ class LivePanel:
             match record:
                 case StatusRecord():
                     self._status = record.to_json()
+                    if record.lr is not None:
+                        self._running = {k: v for k, v in self._status.items() if k in ("train/loss", "lr", "throughput")}
                 case TrainRecord(loss=loss):
                     self._train = record.to_json()
+                    self._running = {}
                     if loss is not None:
                         self._losses.append(float(loss))
                 case EpochRecord():
@@ -239,6 +243,7 @@ class LivePanel:
                 "train": dict(self._train),
                 "epoch": dict(self._epoch),
                 "status": dict(self._status),
+                "running": dict(self._running),
                 "final": dict(self._final) if self._final is not None else None,
                 "losses": list(self._losses),
                 "events": list(self._events),
@@ -281,15 +286,17 @@ class LivePanel:
             step_text.append(f"  {snap['skipped']:,} skipped (non-finite)", style="bold yellow")
         grid.add_row("step", step_text)
 
-        speed = Text(format_lr(train.get("lr")) if train else "-")
-        throughput = train.get("throughput")
+        # Between train records (and before the first) the running figures of the latest status.
+        live = {**train, **snap["running"]}
+        speed = Text(format_lr(live.get("lr")) if live.get("lr") is not None else "-")
+        throughput = live.get("throughput")
         speed.append("   samples/s ", style="dim")
         speed.append(f"{float(throughput):,.0f}" if throughput is not None else "-")
         grid.add_row("lr", speed)
 
         loss = Text()
         loss.append("train ", style="dim")
-        loss.append(format_value(train.get("train/loss")) if train else "-")
+        loss.append(format_value(live.get("train/loss")) if live else "-")
         loss.append(f" {sparkline(snap['losses'])}", style="cyan")
         loss.append("   val ", style="dim")
         loss.append(format_value(epoch.get("val/loss")) if epoch else "-")

@@ -59,14 +59,20 @@ class Distributed:
         torch_dist.all_reduce(stacked, op=torch_dist.ReduceOp.SUM)
         return list(stacked.to(values[0].device).unbind())
 
-    def agree(self, interrupt: bool, thermal: Decision) -> Decision:
-        """The step's decision: any rank's Ctrl-C wins, then rank 0's thermal action."""
+    def agree(self, interrupt: bool, thermal: Decision, log_due: bool = False) -> tuple[Decision, bool]:
+        """The step's decision (any rank's Ctrl-C wins, then rank 0's thermal action) and rank 0's
+        word on whether the step logs by time (its clock decides, so every rank logs alike).
+
+        One collective carries both: the decision in the high bits, the flag in the lowest.
+        """
         local = Decision.INTERRUPT if interrupt else (thermal if self.is_main else Decision.RUN)
+        flag = bool(log_due and self.is_main)
         if not self.enabled:
-            return local
-        code = torch.tensor([local], dtype=torch.int64, device=self._comm_device())
+            return local, flag
+        code = torch.tensor([(int(local) << 1) | int(flag)], dtype=torch.int64, device=self._comm_device())
         torch_dist.all_reduce(code, op=torch_dist.ReduceOp.MAX)
-        return Decision(int(code.item()))
+        value = int(code.item())
+        return Decision(value >> 1), bool(value & 1)
 
     def all_gather(self, obj: Any) -> list[Any]:
         """Every rank's picklable object, in rank order, on every rank.

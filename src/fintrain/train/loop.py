@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
+# Seconds between the panel's running figures (loss, learning rate, samples/s) between train
+# records: each costs one host sync, so once every few seconds is free at any step rate.
+LIVE_EVERY_S = 2.0
+
 
 class WindowSet(Protocol):
     """What the loop needs of a split (see ``fintrain.dataset``)."""
@@ -316,6 +320,10 @@ class LossMeter:
         self.total.zero_()
         self.n = 0
 
+    def local_mean(self) -> float | None:
+        """This rank's mean (one host sync, no collective); None if empty. For the panel."""
+        return float(self.total) / self.n if self.n else None
+
     def mean(self, dist: Distributed) -> float | None:
         """The mean over every rank's samples (one collective and one host sync); None if empty."""
         total, n = dist.sum(self.total, torch.tensor(float(self.n), device=self.total.device))
@@ -352,10 +360,12 @@ def _event(sink: MetricSink, state: FitState, event: Event, message: str, *, epo
 
 
 def _status(sink: MetricSink, state: FitState, status: Any, device: torch.device, *, time_s: float | None = None,
-            paused_s: float = 0.0) -> None:
-    """A status record for the panel: running (with ``time_s``) or paused for ``paused_s``."""
+            paused_s: float = 0.0, **figures: float | None) -> None:
+    """A status record for the panel: running (with ``time_s``, and the running ``loss``, ``lr``
+    and ``throughput`` when given) or paused for ``paused_s``."""
     running = time_s is not None
-    record = StatusRecord.of("running" if running else "paused", paused_s, status, memory_in_use(device), time_s)
+    record = StatusRecord.of("running" if running else "paused", paused_s, status, memory_in_use(device), time_s,
+                             **figures)
     sink.log(record, state.step)
 
 
@@ -374,6 +384,7 @@ class ThermalGate:
         self.monitor = monitor if dist.is_main else None
         self.sink, self.dist, self.device = sink, dist, device
         self.status: Any = None  # the latest thermal status (None without a monitor, and on rank > 0)
+        self.log_now = False  # the ranks agreed that this step logs by time (train.log_every_s)
         self._shown: Any = None
         self._ctrl_c = _CtrlC()
 
@@ -384,9 +395,13 @@ class ThermalGate:
     def __exit__(self, *exc: Any) -> None:
         self._ctrl_c.__exit__(*exc)
 
-    def check(self, state: FitState) -> Decision:
-        """RUN, STOP or INTERRUPT, agreed by all ranks; a pause is waited out first."""
-        decision = self._poll(state)
+    def check(self, state: FitState, log_due: bool = False) -> Decision:
+        """RUN, STOP or INTERRUPT, agreed by all ranks; a pause is waited out first.
+
+        ``log_due`` is rank 0's clock saying the coming step should log by time; ``log_now``
+        holds what the ranks agreed on it.
+        """
+        decision = self._poll(state, log_due)
         return self._wait_out_pause(state) if decision is Decision.PAUSE else decision
 
     def new_sample(self) -> bool:
@@ -395,14 +410,15 @@ class ThermalGate:
         self._shown = self.status
         return fresh
 
-    def _poll(self, state: FitState) -> Decision:
+    def _poll(self, state: FitState, log_due: bool = False) -> Decision:
         self.status = self.monitor.status() if self.monitor is not None else None
         thermal = Decision.RUN
         if self.status is not None:
             thermal = Decision[self.status.action.upper()]
             if self.status.temp_c is not None:
                 state.temp_max_c = max(state.temp_max_c or self.status.temp_c, self.status.temp_c)
-        return self.dist.agree(self._ctrl_c.requested, thermal)
+        decision, self.log_now = self.dist.agree(self._ctrl_c.requested, thermal, log_due)
+        return decision
 
     def _wait_out_pause(self, state: FitState) -> Decision:
         if self.status is not None:
@@ -624,6 +640,7 @@ def fit(
     state = _restore(resume, saver, cfg.seed)
     result = FitResult(state=state, steps_per_epoch=steps_per_epoch)
     epoch_loss, window_loss = LossMeter(device), LossMeter(device)
+    first_step, live_at = state.step + 1, -math.inf  # the panel's running figures: after the first step, then by time
     model.train()
     with ThermalGate(monitor, sink, dist, device) as gate:
         while not state.done and state.epoch < cfg.epochs:
@@ -634,7 +651,8 @@ def fit(
             window_start, window_samples = _train_clock(state), state.samples_seen
             reached_max = False
             for b in range(state.batch_in_epoch, len(order)):
-                if (decision := gate.check(state)) is not Decision.RUN:
+                log_due = _train_clock(state) - window_start >= cfg.log_every_s  # a slow model logs by time too
+                if (decision := gate.check(state, log_due)) is not Decision.RUN:
                     _stop(decision, gate, state, saver)
                 if gate.new_sample():  # the panel shows it now, not at the next log step
                     time_s = state.train_seconds + _train_clock(state) - window_start
@@ -650,7 +668,7 @@ def fit(
                 state.samples_seen += len(order[b])  # the global batch
                 reached_max = bool(cfg.max_steps and state.step >= cfg.max_steps)
                 last_of_epoch = b == len(order) - 1
-                if state.step % cfg.log_every == 0 or reached_max or last_of_epoch:
+                if state.step % cfg.log_every == 0 or gate.log_now or reached_max or last_of_epoch:
                     synchronize(device)
                     mean_loss = window_loss.mean(dist)
                     seconds = _train_clock(state) - window_start
@@ -662,6 +680,12 @@ def fit(
                     epoch_loss.absorb(window_loss)
                     window_start, window_samples = _train_clock(state), state.samples_seen
                     _status(sink, state, gate.status, device, time_s=state.train_seconds)
+                elif dist.is_main and (state.step == first_step or time.monotonic() - live_at >= LIVE_EVERY_S):
+                    live_at = time.monotonic()
+                    seconds = _train_clock(state) - window_start
+                    _status(sink, state, gate.status, device, time_s=state.train_seconds + seconds,
+                            loss=window_loss.local_mean(), lr=scheduler.get_last_lr()[0],
+                            throughput=(state.samples_seen - window_samples) / max(seconds, 1e-9))
                 if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0 and not (last_of_epoch or reached_max):
                     saver.last(state, f"every {cfg.checkpoint_every} steps")
                 if reached_max:
