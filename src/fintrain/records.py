@@ -158,6 +158,31 @@ class StatusRecord:
 
 
 @dataclass(frozen=True)
+class PhaseRecord:
+    """What runs now besides training steps (validation, test, baselines, the bootstrap), with its
+    progress when it counts (``done`` of ``total`` batches): the displays show it, so a run is
+    never silent for a minute. Never written to a file.
+
+    ``what`` says it in words (``evaluating test``, ``fitting gbdt baseline``); ``total`` is
+    None for a phase that does not count.
+    """
+
+    kind: ClassVar[str] = "phase"
+    what: str
+    done: int = 0
+    total: int | None = None
+    unit: str = "batches"
+
+    def text(self) -> str:
+        """``evaluating test 3/16 batches``, or ``what`` alone."""
+        return self.what if self.total is None else f"{self.what} {self.done:,}/{self.total:,} {self.unit}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The flat object."""
+        return {"kind": self.kind, "what": self.what, "done": self.done, "total": self.total, "unit": self.unit}
+
+
+@dataclass(frozen=True)
 class FinalRecord:
     """Test metrics of the best checkpoint beside the baselines; once, at the end."""
 
@@ -173,7 +198,7 @@ class FinalRecord:
                 "best_epoch": self.best_epoch, "steps": self.steps}
 
 
-Record = TrainRecord | EpochRecord | EventRecord | StatusRecord | FinalRecord
+Record = TrainRecord | EpochRecord | EventRecord | StatusRecord | PhaseRecord | FinalRecord
 
 
 def record_from_json(data: Mapping[str, Any]) -> Record | None:

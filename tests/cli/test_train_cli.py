@@ -126,6 +126,10 @@ def test_max_steps_inside_first_epoch_still_validates_and_tests(cli, tiny_config
     summary = json.loads(result.stdout)
     assert summary["steps"] == 3 and summary["best_epoch"] == 1 and summary["epochs_completed"] == 0
     assert summary["stop_reason"] == "max_steps=3"
+    # Never silent after the last step: each phase of the evaluation is named as it starts.
+    for phase in ("validating epoch 1 (", "evaluating test (best.pt) (", "fitting logistic baseline",
+                  "fitting gbdt baseline", "predicting test windows (", "bootstrap intervals", "drawing equity.png"):
+        assert f"step 3: {phase}" in result.stderr, phase
 
 
 def test_dry_run_json(cli, tiny_config):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +70,52 @@ def info(tmp_path: Path) -> RunInfo:
         max_steps=None,
         primary_metric="auc",
     )
+
+
+_CSI = re.compile(r"\x1b\[(\??)([\d;]*)([A-Za-z])")
+
+
+def terminal_screen(raw: str) -> list[str]:
+    """The lines a terminal shows after receiving ``raw``: a small emulator of the codes Rich's
+    Live writes (cursor up/down/column, erase line, carriage return); colours and cursor
+    visibility are ignored. Lines that scrolled off stay, as in a terminal's scrollback."""
+    lines: list[list[str]] = [[]]
+    row = col = 0
+    i = 0
+    while i < len(raw):
+        if raw[i] == "\x1b" and (m := _CSI.match(raw, i)):
+            n = int((m.group(2) or "1").split(";")[0] or 1)
+            match m.group(3):
+                case "A":
+                    row = max(0, row - n)
+                case "B":
+                    row += n
+                case "G":
+                    col = n - 1
+                case "K":
+                    mode = int(m.group(2) or 0)
+                    while len(lines) <= row:
+                        lines.append([])
+                    lines[row] = [] if mode == 2 else lines[row][:col] if mode == 0 else [" "] * col + lines[row][col:]
+            i = m.end()
+            continue
+        char = raw[i]
+        if char == "\r":
+            col = 0
+        elif char == "\n":
+            row, col = row + 1, 0
+        else:
+            while len(lines) <= row:
+                lines.append([])
+            line = lines[row]
+            line.extend(" " * (col + 1 - len(line)))
+            line[col] = char
+            col += 1
+        i += 1
+    return ["".join(line).rstrip() for line in lines]
+
+
+@pytest.fixture
+def screen():
+    """``terminal_screen(raw)``: the lines a terminal shows for what was written to it."""
+    return terminal_screen

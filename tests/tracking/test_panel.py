@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import io
+import logging
 import re
 import threading
+import time
 from dataclasses import replace
 
 from rich.console import Console
 
+from fintrain.records import PhaseRecord
 from fintrain.tracking import LivePanel
 from fintrain.display import SPARK_BLOCKS
 
@@ -220,3 +224,48 @@ def test_lr_speed_and_running_loss_show_before_the_first_log_step(info, rec):
     panel.log(rec.train(20, 0.61), 20)  # the train record is newer: its figures
     text = text_of(panel)
     assert "3.00e-04" in text and "samples/s 1,500" in text and "train 0.6100" in text
+
+
+def _until(condition, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_a_warning_logged_under_the_live_panel_is_printed_once_above_it(info, rec, screen):
+    stream = io.StringIO()
+    console = Console(file=stream, force_terminal=True, width=100, color_system=None)
+    # As `logging.basicConfig` sets it up in the CLI: a handler holding the terminal's stream.
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger = logging.getLogger("fintrain.thermal.monitor.test")
+    logger.addHandler(handler)
+    logger.propagate = False
+    panel = LivePanel(info, console=console, refresh_per_second=50)
+    renders = recorded_renders(panel)
+    try:
+        with panel:
+            panel.log(replace(rec.status(time_s=1.0), loss=0.69, lr=3e-5, throughput=210.0), 1)
+            _until(lambda: len(renders) >= 2)
+            # From the monitor's thread, as the "no temperature reading" warning comes.
+            warner = threading.Thread(target=logger.warning, args=("no temperature reading from thermal source "
+                                                                    "'auto'; training without thermal protection",))
+            warner.start()
+            warner.join()
+            for step in (2, 3):
+                panel.log(replace(rec.status(time_s=float(step)), loss=0.68, lr=3e-5, throughput=220.0), step)
+                drawn = len(renders)
+                _until(lambda: len(renders) > drawn)
+            panel.log(PhaseRecord("evaluating test", 3, 16), 3)
+    finally:
+        logger.removeHandler(handler)
+    assert handler.stream is stream, "the handler has its own stream back"
+    lines = screen(stream.getvalue())
+    tops = [i for i, line in enumerate(lines) if line.startswith("╭") and "fintrain train" in line]
+    warnings = [i for i, line in enumerate(lines) if "no temperature reading" in line]
+    assert len(tops) == 1, "\n".join(lines)
+    assert len(warnings) == 1 and warnings[0] < tops[0], "\n".join(lines)
+    assert lines[warnings[0]].startswith("WARNING: no temperature reading")
+    panel_text = "\n".join(lines[tops[0]:])
+    assert "3.00e-05" in panel_text and "samples/s 220" in panel_text and "train 0.6800" in panel_text
+    assert "evaluating test 3/16 batches" in panel_text

@@ -62,3 +62,14 @@ def test_a_pressure_only_source_is_named_as_such_in_the_epoch_line(info, rec):
     epoch = stream.getvalue().splitlines()[-1]
     assert "SoC no temperature, OS pressure moderate only (bands off)" in epoch
     assert "(no reading)" not in epoch
+
+
+def test_each_evaluation_phase_gets_one_line_as_it_starts(info, rec):
+    from fintrain.records import PhaseRecord
+
+    stream = io.StringIO()
+    log = PlainLog(info, stream=stream)
+    for done in range(4):
+        log.log(PhaseRecord("evaluating test", done, 4), 30)
+    log.log(PhaseRecord("fitting gbdt baseline"), 30)
+    assert stream.getvalue().splitlines()[1:] == ["step 30: evaluating test (4 batches)", "step 30: fitting gbdt baseline"]

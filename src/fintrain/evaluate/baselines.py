@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,6 +112,7 @@ def baseline_scores(
     test_x: np.ndarray,
     select: str = "loss",
     seed: int = 0,
+    notify: Callable[[str], None] | None = None,
 ) -> dict[str, BaselineScores]:
     """Every baseline's scores on the validation and test windows, fitted on the training windows.
 
@@ -120,7 +122,9 @@ def baseline_scores(
         train_y, val_y: labels; validation labels only size ``gbdt``.
         select: the validation measure that sizes ``gbdt`` (see ``selection_metric``).
         seed: gbdt's random state.
+        notify: hears which learned baseline is being fitted (``fitting gbdt baseline``).
     """
+    notify = notify or (lambda what: None)
     train_x, val_x, test_x = _as_2d(train_x), _as_2d(val_x), _as_2d(test_x)
     train_y = np.asarray(train_y, dtype=np.float64)
     val_y = np.asarray(val_y, dtype=np.float64)
@@ -137,6 +141,7 @@ def baseline_scores(
                                            note="one class in training")
             return out
         # sklearn's objective is C * sum(loss) + w.w / 2; ours is mean(loss) + L2 * w.w.
+        notify("fitting logistic baseline")
         logistic = LogisticRegression(C=1.0 / (2.0 * L2 * n_train), max_iter=1000).fit(train_x, train_y)
         out["logistic"] = BaselineScores(logistic.predict_proba(val_x)[:, 1], logistic.predict_proba(test_x)[:, 1], True)
     else:
@@ -144,8 +149,10 @@ def baseline_scores(
         mean = float(train_y.mean())
         out["train_mean"] = BaselineScores(np.full(n_val, mean), np.full(n_test, mean), learned=False)
         # Ridge minimises |y - Xw|^2 + alpha w.w: alpha = L2 * n is our per-window penalty.
+        notify("fitting linear baseline")
         ridge = Ridge(alpha=L2 * n_train).fit(train_x, train_y)
         out["linear"] = BaselineScores(ridge.predict(val_x), ridge.predict(test_x), True)
+    notify("fitting gbdt baseline")
     gbdt, trees = fit_gbdt(task, train_x, train_y, val_x, val_y, select, seed)
     out["gbdt"] = BaselineScores(_gbdt_output(gbdt, val_x), _gbdt_output(gbdt, test_x), True, note=f"{trees} trees")
     return out

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from fintrain.records import Record, StatusRecord, format_line, metrics_format, upgrade_metrics, METRICS_FORMAT
+from fintrain.records import METRICS_FORMAT, PhaseRecord, Record, StatusRecord, format_line, metrics_format, upgrade_metrics
 from fintrain.storage import atomic_write_bytes
 
 
@@ -89,8 +89,8 @@ class JsonlSink:
 
     def log(self, record: Record, step: int) -> None:
         """Write one line for a train, epoch, event or final record."""
-        # Status records arrive several times a second and describe the moment, not the run.
-        if self._file is None or isinstance(record, StatusRecord):
+        # Status and phase records arrive several times a second and describe the moment, not the run.
+        if self._file is None or isinstance(record, StatusRecord | PhaseRecord):
             return
         document = {"kind": record.kind, "step": step}
         document.update(_plain(record.to_json()))

@@ -13,10 +13,11 @@ import logging
 import sys
 import threading
 from collections import deque
-from collections.abc import Mapping
-from typing import Any, Self
+from collections.abc import Iterator, Mapping
+from typing import IO, Any, Self
 
 from rich.console import Console, RenderableType
+from rich.file_proxy import FileProxy
 from rich.live import Live
 from rich.panel import Panel
 from rich.text import Text
@@ -33,7 +34,7 @@ from fintrain.display import (
     temperature_text,
     val_metrics,
 )
-from fintrain.records import EpochRecord, Event, EventRecord, FinalRecord, Record, StatusRecord, TrainRecord
+from fintrain.records import EpochRecord, Event, EventRecord, FinalRecord, PhaseRecord, Record, StatusRecord, TrainRecord
 from fintrain.thermal.reading import pressure_name
 from fintrain.tracking.sink import RunInfo
 
@@ -95,6 +96,27 @@ class _Rows:
         return body
 
 
+def _handlers() -> Iterator[logging.Handler]:
+    """Every handler of the root logger and of every named logger, once each."""
+    loggers = [logging.getLogger(), *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger))]
+    seen: set[int] = set()
+    for logger in loggers:
+        for handler in logger.handlers:
+            if id(handler) not in seen:
+                seen.add(id(handler))
+                yield handler
+
+
+def _draws_over(stream: Any, console: Console) -> bool:
+    """Whether lines written to ``stream`` land on the terminal the panel is drawn on."""
+    if stream is console.file or stream is getattr(console.file, "rich_proxied_file", None):
+        return True
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed file
+        return False
+
+
 def _bar(completed: float, total: float, width: int = BAR_WIDTH) -> Text:
     """A text progress bar: filled part in the accent colour, the rest dim."""
     fraction = 0.0 if total <= 0 else max(0.0, min(1.0, completed / total))
@@ -143,6 +165,7 @@ class LivePanel:
         self._status: dict[str, Any] = {}
         self._running: dict[str, Any] = {}  # loss, lr and samples/s of a status newer than the last train record
         self._final: dict[str, Any] | None = None
+        self._phase: PhaseRecord | None = None  # what runs now besides training steps
         self._losses: deque[float] = deque(maxlen=history)
         self._events: deque[tuple[int, str, str]] = deque(maxlen=max_events)
         self._skipped = 0  # optimizer steps skipped for a non-finite loss or gradient norm
@@ -154,6 +177,7 @@ class LivePanel:
         self._changed = threading.Event()  # set by log(), cleared by the redraw thread
         self._stop = threading.Event()
         self._redraw_thread: threading.Thread | None = None
+        self._rerouted: list[tuple[logging.StreamHandler, IO[str]]] = []  # log handlers and their own streams
 
     # -- the loop's side: store and return ---------------------------------------------------
 
@@ -170,9 +194,12 @@ class LivePanel:
                     self._status = record.to_json()
                     if record.lr is not None:
                         self._running = {k: v for k, v in self._status.items() if k in ("train/loss", "lr", "throughput")}
+                case PhaseRecord():
+                    self._phase = record
                 case TrainRecord(loss=loss):
                     self._train = record.to_json()
                     self._running = {}
+                    self._phase = None  # training again
                     if loss is not None:
                         self._losses.append(float(loss))
                 case EpochRecord():
@@ -183,6 +210,7 @@ class LivePanel:
                         self._skipped += 1
                 case FinalRecord():
                     self._final = record.to_json()
+                    self._phase = None
         self._changed.set()
 
     # -- Rich's side: draw from a snapshot ---------------------------------------------------
@@ -200,6 +228,7 @@ class LivePanel:
             )
             self._changed.clear()
             self._live.start(refresh=True)
+            self._reroute_logs()
             self._stop.clear()
             self._redraw_thread = threading.Thread(
                 target=self._redraw_changes, args=(self._live,), name="fintrain-panel", daemon=True
@@ -230,6 +259,29 @@ class LivePanel:
                 self._redraw_thread.join()
                 self._redraw_thread = None
             live.stop()
+            self._restore_logs()
+
+    def _reroute_logs(self) -> None:
+        """Send the log lines meant for this terminal above the panel, through its console.
+
+        A logging handler keeps the stream it was given (``logging.basicConfig`` takes
+        ``sys.stderr`` before any panel exists), so Live's own redirection of ``sys.stderr``
+        misses it: a warning written straight to the terminal lands on the panel's border, and
+        the next redraw leaves a stale copy of the panel's top lines above it. Through the
+        console, Live clears the panel, prints the line and redraws the panel below it.
+        """
+        for handler in _handlers():
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                stream = handler.stream
+                if _draws_over(stream, self.console):
+                    handler.setStream(FileProxy(self.console, stream))
+                    self._rerouted.append((handler, stream))
+
+    def _restore_logs(self) -> None:
+        """Give each rerouted handler its own stream back."""
+        for handler, stream in self._rerouted:
+            handler.setStream(stream)
+        self._rerouted.clear()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -245,6 +297,7 @@ class LivePanel:
                 "status": dict(self._status),
                 "running": dict(self._running),
                 "final": dict(self._final) if self._final is not None else None,
+                "phase": self._phase,
                 "losses": list(self._losses),
                 "events": list(self._events),
                 "skipped": self._skipped,
@@ -285,6 +338,14 @@ class LivePanel:
         if snap["skipped"]:
             step_text.append(f"  {snap['skipped']:,} skipped (non-finite)", style="bold yellow")
         grid.add_row("step", step_text)
+        phase = snap["phase"]
+        if phase is not None:
+            now = Text()
+            if phase.total:
+                now.append_text(_bar(phase.done, phase.total, BAR_WIDTH // 2))
+                now.append("  ")
+            now.append(phase.text(), style="bold cyan")
+            grid.add_row("now", now)
 
         # Between train records (and before the first) the running figures of the latest status.
         live = {**train, **snap["running"]}

@@ -18,7 +18,7 @@ from fintrain.display import (
     temperature_text,
     val_metrics,
 )
-from fintrain.records import EpochRecord, EventRecord, FinalRecord, Record, StatusRecord, TrainRecord
+from fintrain.records import EpochRecord, EventRecord, FinalRecord, PhaseRecord, Record, StatusRecord, TrainRecord
 from fintrain.thermal.reading import pressure_name
 from fintrain.tracking.sink import RunInfo
 
@@ -32,7 +32,8 @@ def _clean(text: str) -> str:
 
 
 class PlainLog:
-    """One line per epoch and per event, plus a header with the run facts and a final line.
+    """One line per epoch, per event and per phase (validation, test, each baseline), plus a
+    header with the run facts and a final line.
 
     Train and status records only update the figures the next epoch line shows (samples/s,
     learning rate, temperature, memory); they print nothing.
@@ -74,6 +75,8 @@ class PlainLog:
                 self._write(self._epoch_line(record.to_json(), step))
             case EventRecord(event=event, message=message):
                 self._write(f"step {step:,}: {event}" + (f": {message}" if message else ""))
+            case PhaseRecord(done=0):  # one line as a phase starts, not one per batch
+                self._write(f"step {step:,}: {record.what}" + (f" ({record.total:,} {record.unit})" if record.total else ""))
             case FinalRecord():
                 self._write(self._final_line(record.to_json(), step))
 

@@ -30,6 +30,8 @@ class MetricSink(Protocol):
       resume.
     - ``StatusRecord``: the moment's state for the panel. Cheap and frequent: a sink that does
       I/O ignores it.
+    - ``PhaseRecord``: what runs now besides training steps (validation, test, baselines), with
+      its progress; for the displays.
     - ``FinalRecord``: test metrics and baselines, once, at the end.
 
     ``log`` is called on the training thread, inside the loop's overhead budget: a sink stores

@@ -28,7 +28,7 @@ from torch import nn
 from fintrain.config import TrainConfig
 from fintrain.device import manual_seed_all, memory_in_use, rng_state, set_rng_state, synchronize
 from fintrain.errors import FintrainError, TrainingStopped
-from fintrain.records import EpochRecord, Event, EventRecord, StatusRecord, TrainRecord
+from fintrain.records import EpochRecord, Event, EventRecord, PhaseRecord, StatusRecord, TrainRecord
 from fintrain.tracking.sink import MetricSink
 from fintrain.train.checkpoint import BEST, LAST, save_checkpoint
 from fintrain.train.distributed import Decision, Distributed, wrap_model
@@ -37,6 +37,7 @@ from fintrain.evaluate.metrics import improves, is_classification, primary_metri
 log = logging.getLogger(__name__)
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Progress = Callable[[int, int], None]  # (batches done, batches in all)
 
 # Seconds between the panel's running figures (loss, learning rate, samples/s) between train
 # records: each costs one host sync, so once every few seconds is free at any step rate.
@@ -250,8 +251,14 @@ def train_step(
     return loss.detach()
 
 
+def phase_progress(sink: MetricSink, step: int, what: str) -> Progress:
+    """A ``progress`` callback that tells the sink's displays how far ``what`` got (``PhaseRecord``)."""
+    return lambda done, total: sink.log(PhaseRecord(what, done, total), step)
+
+
 @torch.no_grad()
-def _forward(model: nn.Module, data: WindowSet, batch_size: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def _forward(model: nn.Module, data: WindowSet, batch_size: int,
+             progress: Progress | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """One pass over a split in eval mode: each batch's float32 outputs (B,) and labels (B,).
 
     Always in float32, without autocast, whatever ``train.precision`` is: bf16 logits had 65
@@ -261,7 +268,10 @@ def _forward(model: nn.Module, data: WindowSet, batch_size: int) -> tuple[list[t
     model.eval()
     device = next(model.parameters()).device
     outs, ys = [], []
-    for idx in data.batch_indices(batch_size, shuffle=False, seed=0, epoch=0):
+    batches = data.batch_indices(batch_size, shuffle=False, seed=0, epoch=0)
+    for i, idx in enumerate(batches):
+        if progress is not None:
+            progress(i, len(batches))
         x, y = data.gather(idx)
         with torch.autocast(device_type=device.type, enabled=False):  # even inside a caller's autocast
             outs.append(model(x).reshape(-1).float())
@@ -279,14 +289,19 @@ def _on_host(task: str, outs: list[torch.Tensor], ys: list[torch.Tensor]) -> tup
     return torch.cat(outs).cpu().double().numpy(), torch.cat(ys).cpu().double().numpy()
 
 
-def predict(model: nn.Module, data: WindowSet, batch_size: int, task: str) -> tuple[np.ndarray, np.ndarray]:
-    """Model outputs (probabilities or values) and labels for a whole split, on the host, in float32."""
-    return _on_host(task, *_forward(model, data, batch_size))
+def predict(model: nn.Module, data: WindowSet, batch_size: int, task: str,
+            progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Model outputs (probabilities or values) and labels for a whole split, on the host, in float32.
+
+    ``progress(done, total)`` is called before each batch (see :func:`phase_progress`).
+    """
+    return _on_host(task, *_forward(model, data, batch_size, progress))
 
 
-def evaluate(model: nn.Module, data: WindowSet, batch_size: int, task: str, loss_fn: LossFn) -> dict[str, float]:
+def evaluate(model: nn.Module, data: WindowSet, batch_size: int, task: str, loss_fn: LossFn,
+             progress: Progress | None = None) -> dict[str, float]:
     """Loss and task metrics of a split, from the one pass that ``predict`` makes (float32)."""
-    outs, ys = _forward(model, data, batch_size)
+    outs, ys = _forward(model, data, batch_size, progress)
     total = torch.zeros((), device=next(model.parameters()).device)
     for out, y in zip(outs, ys, strict=True):
         total += loss_fn(out, y) * len(y)  # the sample-weighted mean over batches
@@ -536,10 +551,11 @@ def _restore(resume: dict[str, Any] | None, saver: _Saver, seed: int) -> FitStat
 
 
 def _validate(model: nn.Module, data: FitData, cfg: TrainConfig, loss_fn: LossFn, state: FitState,
-              train_loss: float | None) -> tuple[EpochRecord, bool]:
+              train_loss: float | None, sink: MetricSink) -> tuple[EpochRecord, bool]:
     """The epoch record after validating, and whether validation improved (``state`` updated)."""
     trained_epoch = state.epoch_number
-    metrics = evaluate(model, data.val, _batch_size(cfg), data.task, loss_fn)
+    progress = phase_progress(sink, state.step, f"validating epoch {trained_epoch}")
+    metrics = evaluate(model, data.val, _batch_size(cfg), data.task, loss_fn, progress)
     metric = primary_metric(data.task)
     best = state.best_score
     if best is None and data.select == "loss" and state.best_epoch >= 0:
@@ -692,7 +708,7 @@ def fit(
                     break
             if state.batch_in_epoch >= len(order):
                 state.epoch, state.batch_in_epoch = state.epoch + 1, 0
-            record, improved = _validate(model, data, cfg, loss_fn, state, epoch_loss.mean(dist))
+            record, improved = _validate(model, data, cfg, loss_fn, state, epoch_loss.mean(dist), sink)
             result.history.append(record)
             sink.log(record, state.step)
             saver.best(state, improved, data.select)

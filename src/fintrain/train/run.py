@@ -46,10 +46,10 @@ from fintrain.errors import (
     TrainingStopped,
 )
 from fintrain.model import build_model, count_parameters, model_config_for
-from fintrain.records import SUMMARY_FORMAT, FinalRecord, upgrade_summary
+from fintrain.records import SUMMARY_FORMAT, FinalRecord, PhaseRecord, upgrade_summary
 from fintrain.storage import RUN_DATA_FILE, atomic_path, atomic_write_json, check_writable, refused_writes, utc_now
 from fintrain.thermal import ThermalMonitor, open_sensor
-from fintrain.tracking import MultiSink, NullSink, RunInfo, make_sinks
+from fintrain.tracking import MetricSink, MultiSink, NullSink, RunInfo, make_sinks
 from fintrain.train.batch_cache import DEFAULT_BATCH_SIZE, lookup_batch_size
 from fintrain.train.checkpoint import BEST, CHECKPOINT_DIR, LAST, LAST_PREV, load_checkpoint
 from fintrain.train.distributed import Distributed, rank_device
@@ -61,6 +61,7 @@ from fintrain.train.loop import (
     evaluate,
     fit,
     loss_function,
+    phase_progress,
     predict,
     resolve_pos_weight,
 )
@@ -224,12 +225,13 @@ def _hparams(plan: Plan) -> dict[str, Any]:
     }
 
 
-def per_ticker_metrics(model: torch.nn.Module, data: Any, batch_size: int, task: str) -> dict[str, dict[str, float]]:
+def per_ticker_metrics(model: torch.nn.Module, data: Any, batch_size: int, task: str,
+                       progress: Any = None) -> dict[str, dict[str, float]]:
     """Test metrics of each ticker's windows, when the split holds several tickers."""
     tickers = getattr(data, "tickers", None)
     if tickers is None or tickers.n_unique() < 2:
         return {}
-    output, labels = predict(model, data, batch_size, task)
+    output, labels = predict(model, data, batch_size, task, progress)
     names = np.asarray(tickers.to_list())
     return {
         str(t): {**task_metrics(task, labels[names == t], output[names == t]), "windows": int((names == t).sum())}
@@ -243,15 +245,16 @@ def _host(t: torch.Tensor) -> np.ndarray:
 
 
 def predictions_frame(
-    model: torch.nn.Module, plan: Plan, baselines: dict[str, BaselineScores]
+    model: torch.nn.Module, plan: Plan, baselines: dict[str, BaselineScores], sink: MetricSink | None = None, step: int = 0
 ) -> pl.DataFrame:
     """One row per validation and test window: split, date, ticker, label, next_return (close t to
     close t+1), the model's score (``PatchTST``) and each baseline's (``predictions.parquet``)."""
     splits, task = plan.prepared.splits, plan.cfg.target.task
     parts = []
-    for name in ("val", "test"):
+    for name, words in (("val", "validation"), ("test", "test")):
         windows = getattr(splits, name)
-        output, labels = predict(model, windows, plan.batch_size, task)
+        progress = phase_progress(sink, step, f"predicting {words} windows") if sink is not None else None
+        output, labels = predict(model, windows, plan.batch_size, task, progress)
         tickers = windows.tickers if windows.tickers is not None else pl.Series([plan.cfg.data.tickers[0]] * len(windows))
         parts.append(pl.DataFrame({
             "split": [name] * len(windows),
@@ -265,20 +268,31 @@ def predictions_frame(
     return pl.concat(parts)
 
 
-def judge(model: torch.nn.Module, plan: Plan, run_dir: Path, select: str) -> Assessment:
-    """Baselines, ``predictions.parquet``, intervals, verdicts, trading view and ``equity.png``."""
+def judge(model: torch.nn.Module, plan: Plan, run_dir: Path, select: str, sink: MetricSink | None = None,
+          step: int = 0) -> Assessment:
+    """Baselines, ``predictions.parquet``, intervals, verdicts, trading view and ``equity.png``.
+
+    ``sink`` (the run's) hears each phase as it starts (``PhaseRecord``), for the displays.
+    """
     cfg, splits = plan.cfg, plan.prepared.splits
+
+    def phase(what: str) -> None:
+        if sink is not None:
+            sink.log(PhaseRecord(what), step)
+
     baselines = baseline_scores(
         cfg.target.task, _host(splits.train.last_row_features()), _host(splits.train.labels),
         _host(splits.val.last_row_features()), _host(splits.val.labels), _host(splits.test.last_row_features()),
-        select=select, seed=cfg.train.seed,
+        select=select, seed=cfg.train.seed, notify=phase,
     )
-    frame = predictions_frame(model, plan, baselines)
+    frame = predictions_frame(model, plan, baselines, sink, step)
     with atomic_path(run_dir / "predictions.parquet") as tmp:
         frame.write_parquet(tmp)
     learned = [name for name, scores in baselines.items() if scores.learned]
+    phase(f"bootstrap intervals and trading view ({cfg.eval.bootstrap:,} resamples)")
     assessment = assess(frame, cfg.target.task, cfg.target.horizon, cfg.eval, cfg.block_days, learned, seed=cfg.train.seed)
     label = cfg.data.tickers[0] if len(cfg.data.tickers) == 1 else f"{len(cfg.data.tickers)} tickers, equal weight"
+    phase("drawing equity.png")
     equity_plot(assessment.equity, run_dir / "equity.png",
                 f"{label}, test period: long/flat at the validation cut, {cfg.eval.cost_bps:g} bps per unit of turnover")
     return assessment
@@ -335,15 +349,17 @@ def _execute(plan: Plan, run_dir: Path, resume: dict[str, Any] | None, options: 
             )
         if not dist.is_main:
             return None
+        state = result.state
         best = load_checkpoint(run_dir / CHECKPOINT_DIR / BEST)
         plan.model.load_state_dict(best["model"])
         loss_fn = loss_function(cfg.target.task, resolve_pos_weight(cfg.train, cfg.target.task, splits.train.labels))
         # Test metrics, predictions and verdicts all come from the selected checkpoint, in float32.
-        test = evaluate(plan.model, splits.test, plan.batch_size, cfg.target.task, loss_fn)
-        per_ticker = per_ticker_metrics(plan.model, splits.test, plan.batch_size, cfg.target.task)
-        judged = judge(plan.model, plan, run_dir, select)
+        test = evaluate(plan.model, splits.test, plan.batch_size, cfg.target.task, loss_fn,
+                        phase_progress(sink, state.step, "evaluating test (best.pt)"))
+        per_ticker = per_ticker_metrics(plan.model, splits.test, plan.batch_size, cfg.target.task,
+                                        phase_progress(sink, state.step, "test metrics per ticker"))
+        judged = judge(plan.model, plan, run_dir, select, sink, state.step)
         base = {name: {m: v for m, v in values.items() if m != "ci"} for name, values in judged.baselines.items()}
-        state = result.state
         summary = {
             "format_version": SUMMARY_FORMAT,
             "run_name": run_dir.name,
