@@ -83,8 +83,15 @@ def test_json_document_alone_on_stdout(workspace, cache):
     assert "re-timed against" in doc["reason"]
     assert isinstance(doc["reason"], str) and doc["memory_budget_bytes"] > 0
     # Progress and the cache note went to stderr.
-    assert "batch 8: ok" in result.stderr and "cached for" in result.stderr
+    assert "batch 8: ok" in result.stderr
     assert "re-timed batch 32:" in result.stderr
+    # Each re-timing visit is a line as it starts, in the interleaved order; then where the pick went.
+    visits = [line.strip() for line in result.stderr.splitlines() if line.strip().startswith("re-timing round")]
+    assert visits == [f"re-timing round {r}/2: batch {b}..." for r, b in
+                      [(1, 8), (1, 16), (1, 32), (2, 32), (2, 16), (2, 8)]]
+    (cached,) = list((cache / "probe").glob("*.json"))
+    assert (f"the pick (batch size {doc['recommended']}) is cached in {cached}; `fintrain train --batch-size auto` "
+            "uses it") in " ".join(result.stderr.split())
     assert len(list((cache / "probe").glob("*.json"))) == 1
 
 

@@ -129,7 +129,16 @@ def probe_batch(
             err_console.print(f"  batch {t.batch_size:,}: [{STATUS_STYLE[t.status]}]{t.status}[/]{rate}{peak}",
                               highlight=False)
 
+        visits: list[int] = []
+
         def on_retime(batch_size: int, round_number: int) -> None:
+            # A printed line per visit, not only the spinner: a pipe or a log file sees the progress too.
+            if not visits:
+                err_console.print(f"re-timing the fastest sizes that fit in {cfg.probe.retime_rounds} interleaved "
+                                  "rounds (a fresh model, a warm-up and one timed step per visit)", highlight=False)
+            visits.append(batch_size)
+            err_console.print(f"  re-timing round {round_number}/{cfg.probe.retime_rounds}: batch {batch_size:,}...",
+                              highlight=False)
             status.update(f"re-timing the fastest sizes, round {round_number}/{cfg.probe.retime_rounds}: "
                           f"batch size {batch_size:,}...")
 
@@ -161,5 +170,6 @@ def probe_batch(
                 f"memory cap: {format_bytes(result.memory_cap_bytes)} ({format_share(cfg.probe.memory_fraction)} "
                 f"of {format_bytes(result.memory_budget_bytes)})", highlight=False)
     if run.cache_file is not None:
-        err_console.print(f"cached for `fintrain train --batch-size auto`: {run.cache_file}",
-                          style="dim", highlight=False, soft_wrap=True)
+        err_console.print(f"the pick (batch size {result.recommended:,}) is cached in {run.cache_file}; "
+                          f"`fintrain train --batch-size auto` uses it for this device, model and precision "
+                          f"({cfg.train.precision})", highlight=False, soft_wrap=True)
