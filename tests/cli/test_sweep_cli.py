@@ -104,3 +104,39 @@ def test_context_and_fraction_sweep_then_its_report(cli, tiny):
     assert document["compute"]["curves"][0]["points"] and document["compute"]["frontier"]
     files = {Path(f).name for f in document["files"]}
     assert {"scaling.png", "scaling_context.png", "scaling_fraction.png", "compute.png", "loss_curves.png"} <= files
+
+
+@pytest.mark.slow
+def test_dry_run_lists_every_planned_cell_with_an_estimate_and_writes_no_run(cli, tiny, monkeypatch):
+    from fintrain.experiments import sweep as sweep_lib
+
+    args = ["sweep", "--name", "s", "--config", str(tiny), "--budgets", "50k,100k", "--seeds", "2",
+            "--lrs", "1e-3,3e-3", "--max-steps", "6", "--dry-run"]
+    result = cli(*args, "--json")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert [c["name"] for c in plan["cells"]] == [
+        "s-50k-lr0.001-seed0", "s-50k-lr0.003-seed0", "s-50k-lr<chosen>-seed1",
+        "s-100k-lr0.001-seed0", "s-100k-lr0.003-seed0", "s-100k-lr<chosen>-seed1",
+    ]
+    assert all(c["action"] == "new" and c["total_steps"] == 6 and c["estimated_s"] > 0 for c in plan["cells"])
+    assert plan["estimated_s"] == pytest.approx(sum(c["estimated_s"] for c in plan["cells"]))
+    # The tiny config fixes the architecture: one model shape, timed once for all six cells.
+    assert result.stderr.count("timing ") == 1
+    assert not cli.runs_dir.exists()
+    # The cells are the sweep's own plan: a cell the plan gains is listed and estimated too.
+    planned = sweep_lib.sweep_cells
+    monkeypatch.setattr(sweep_lib, "sweep_cells", lambda *a, **k: [*planned(*a, **k), sweep_lib.Cell("50k", 9, "s-extra")])
+    table = cli(*args)
+    assert table.exit_code == 0, table.output
+    assert "s-extra" in table.stdout and "7 cells" in table.stdout and "nothing trained" in table.stdout
+    assert not cli.runs_dir.exists()
+    # The context and fraction axes: each look-back prepares its own windows and model shape.
+    axes = cli("sweep", "--name", "s", "--config", str(tiny), "--budgets", "50k", "--context-lens", "16,32",
+               "--data-fractions", "0.5,1", "--dry-run", "--json")
+    assert axes.exit_code == 0, axes.output
+    cells = json.loads(axes.stdout)["cells"]
+    assert [c["name"] for c in cells] == ["s-50k-ctx16-frac0.5-seed0", "s-50k-ctx16-frac1-seed0",
+                                          "s-50k-ctx32-frac0.5-seed0", "s-50k-ctx32-frac1-seed0"]
+    assert axes.stderr.count("timing ") == 2
+    assert not cli.runs_dir.exists()

@@ -139,6 +139,25 @@ def test_dry_run_json(cli, tiny_config):
     assert plan["params"] > 0 and plan["data"]["n_features"] == 20
     assert plan["data"]["windows"]["train"] > plan["data"]["windows"]["val"] > 0
     assert plan["config"]["model"]["d_model"] == 16
+    # The plan beside the full configuration: steps, a timed estimate and where the run would go.
+    steps = plan["plan"]
+    assert steps["steps_per_epoch"] == -(-plan["data"]["windows"]["train"] // 64)
+    assert steps["total_steps"] == 2 * steps["steps_per_epoch"] and steps["steps_timed"] == 3
+    assert steps["step_s"] > 0 and steps["estimated_s"] >= steps["total_steps"] * steps["step_s"]
+    assert Path(steps["run_dir"]).parent == cli.runs_dir
+    assert not cli.runs_dir.exists()
+
+
+def test_dry_run_prints_a_short_plan_not_the_configuration(cli, tiny_config):
+    result = cli("train", "--config", str(tiny_config), "--dry-run", "--max-steps", "7", "--run-name", "planned")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) <= 12 and "{" not in result.stdout  # no JSON dump
+    by_label = {line.split()[0]: line for line in lines if line.strip()}
+    assert "capped by --max-steps 7: 7 steps" in by_label["steps"]
+    assert "per epoch x 2 epochs" in by_label["steps"]
+    assert by_label["estimate"].startswith("estimate     about ") and "s per step" in by_label["estimate"]
+    assert by_label["run"].endswith(str(cli.runs_dir / "planned"))
     assert not cli.runs_dir.exists()
 
 

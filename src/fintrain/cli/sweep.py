@@ -78,7 +78,8 @@ def sweep(
     checkpoint_every: Annotated[Optional[int], typer.Option(help="Save last.pt every N steps (and at each epoch end).")] = None,
     thermal_source: Annotated[Optional[str], typer.Option(help="auto, none, macos, linux, nvidia, command:CMD, replay:PATH?speed=N.")] = None,
     no_live: Annotated[bool, typer.Option("--no-live", help="Plain lines instead of each cell's live panel.")] = False,
-    json_: Annotated[bool, typer.Option("--json", help="Print the cells' summaries as JSON on stdout.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the cells with an estimated time each (a few timed steps per model shape); train nothing.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print the cells' summaries (or the --dry-run plan) as JSON on stdout.")] = False,
 ) -> None:
     """Train the grid of budgets x context lengths x data fractions x seeds one cell after another,
     under one thermal policy.
@@ -100,6 +101,8 @@ def sweep(
 
     Every cell trains at one batch size; --batch-size auto resolves it once, for the largest cell.
 
+    --dry-run lists the cells with an estimated time each and the total, training nothing.
+
     Example: fintrain sweep --name demo --ticker MSFT --source sample --budgets 2m,20m --seeds 2 --max-steps 50
     """
     ws = workspace(ctx)
@@ -119,6 +122,15 @@ def sweep(
             "thermal": {"source": thermal_source},
         },
     )
+    if dry_run:
+        plans = sweep_lib.plan_sweep(base, name, budgets.split(","), seeds, ws.data_dir, ws.runs_dir, lrs=lrs,
+                                     context_lens=context_lens, data_fractions=data_fractions, notify=_notify)
+        total = sum(p.estimated_s for p in plans)
+        if json_:
+            print_json({"sweep": name, "cells": [p.to_json() for p in plans], "estimated_s": total})
+        else:
+            out_console.print(_plan_table(name, plans, total))
+        return
     live = not no_live and not json_ and err_console.is_terminal
     try:
         result = sweep_lib.run_sweep(base, name, budgets.split(","), seeds, ws.data_dir, ws.runs_dir, lrs=lrs,
@@ -136,6 +148,19 @@ def sweep(
         return
     out_console.print(_cells_table(result))
     out_console.print(f"compare the cells with: fintrain report --sweep {name}", highlight=False, soft_wrap=True)
+
+
+def _plan_table(name: str, plans: list[sweep_lib.CellPlan], total: float) -> Table:
+    table = Table(title=f"sweep {name}: {len(plans)} cells, about {_clock(total)} in all (dry run: nothing trained)",
+                  caption="estimates: training steps timed after a warm-up, plus validation and test passes; "
+                          "baselines and bootstrap not counted")
+    for column in ("cell", "would", "params", "batch", "steps", "s/step", "estimate"):
+        table.add_column(column, justify="left" if column in ("cell", "would") else "right")
+    doing = {"new": "train", "resume": "resume", "extend": "extend", "skip": "skip (finished)"}
+    for p in plans:
+        table.add_row(p.cell.name, doing[p.action], f"{p.params:,}", str(p.batch_size), f"{p.total_steps:,}",
+                      f"{p.step_s:.3g}", _clock(p.estimated_s))
+    return table
 
 
 def _cell_json(r: sweep_lib.CellResult) -> dict[str, Any]:

@@ -241,6 +241,8 @@ def train(
             if dry_run:
                 plan = run_lib.plan_run(cfg, ws.data_dir, notify=notify, dist=dist)
                 report = plan.describe()
+                notify(f"timing a warm-up and 3 training steps of batch {plan.batch_size} on {report['device']}...")
+                report["plan"] = plan.estimate(ws.runs_dir / (run_name or run_lib.default_run_name(cfg)))
                 if json_:
                     print_json(report)
                 else:
@@ -298,9 +300,14 @@ def launch_torchrun(nproc: int) -> int:
 
 
 def _print_plan(report: dict[str, Any]) -> None:
+    """The dry run's plan in a few lines; ``--json`` has the full configuration."""
+    from fintrain.display import format_duration
+
     data = report["data"]
     shape = report["model_config"]
     w = data["windows"]
+    plan = report["plan"]
+    cap = f", capped by --max-steps {plan['max_steps']:,}" if plan["max_steps"] else ""
     lines = [
         f"device       {report['device']}",
         f"model        PatchTST {report['config']['model']['budget']}: {report['params']:,} parameters "
@@ -309,7 +316,11 @@ def _print_plan(report: dict[str, Any]) -> None:
         f"{data['n_features']} features",
         f"windows      train {w['train']:,}, val {w['val']:,}, test {w['test']:,}",
         f"batch size   {report['batch_size']} ({report['batch_size_origin']})",
+        f"steps        {plan['steps_per_epoch']:,} per epoch x {plan['epochs']} epochs{cap}: {plan['total_steps']:,} steps",
+        f"estimate     about {format_duration(plan['estimated_s'])} ({plan['step_s']:.3g} s per step, timed over "
+        f"{plan['steps_timed']} steps after a warm-up, plus validation and test passes; baselines not counted)",
+        f"run folder   {plan['run_dir']}",
     ]
     for line in lines:
         out_console.print(line, highlight=False, soft_wrap=True)
-    out_console.print_json(data=report["config"])
+    out_console.print("the full configuration: add --json", style="dim", highlight=False)

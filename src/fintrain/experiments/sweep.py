@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 
-from fintrain.config import RESUMABLE_FIELDS, RunConfig, check_run_name, validate_config
+from fintrain.config import RESUMABLE_FIELDS, RunConfig, TrainConfig, check_run_name, validate_config
 from fintrain.errors import ConfigError, TrainingStopped
 from fintrain.evaluate.metrics import primary_metric
 from fintrain.records import upgrade_summary
@@ -282,6 +282,78 @@ def sweep_cells(
                 cells += [Cell(budget, k, f"{pending}-lr{CHOSEN_LR}-seed{k}", None, context, fraction, pending=True)
                           for k in range(1, seeds)]
     return cells
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """One cell of a sweep's dry run: what it would do, its size and how long it should take."""
+
+    cell: Cell
+    action: str
+    params: int
+    batch_size: int
+    total_steps: int
+    step_s: float
+    estimated_s: float  # 0 for a cell that is skipped
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``sweep --dry-run --json`` object of the cell."""
+        return {"name": self.cell.name, "budget": self.cell.budget, "seed": self.cell.seed, "lr": self.cell.lr,
+                "action": self.action, "params": self.params, "batch_size": self.batch_size,
+                "total_steps": self.total_steps, "step_s": self.step_s, "estimated_s": self.estimated_s}
+
+
+def plan_sweep(base: RunConfig, name: str, budgets: Sequence[str], seeds: int, data_dir: Path, runs_dir: Path, *,
+               lrs: str | Sequence[str | float] | None = None, context_lens: str | Sequence[int] | None = None,
+               data_fractions: str | Sequence[float] | None = None,
+               notify: Callable[[str], None] = log.info) -> list[CellPlan]:
+    """Each cell of :func:`sweep_cells` with an estimated time, training nothing.
+
+    The data is prepared as ``train --dry-run`` prepares it; each distinct model shape and batch
+    size is timed once (``fintrain.train.estimate.time_steps``: a warm-up and three steps). A
+    finished cell (``skip``) counts 0 s; a cell to resume or extend counts its whole length.
+    Nothing is written to ``runs_dir``.
+    """
+    from fintrain.model import build_model, count_parameters, model_config_for  # here: they load torch
+    from fintrain.train import run as run_lib
+    from fintrain.train.estimate import estimate_seconds, time_steps
+    from fintrain.train.loop import total_steps
+
+    cells = sweep_cells(
+        name, parse_budgets(budgets), seeds, lrs=parse_lrs(lrs) if lrs is not None else None,
+        context_lens=parse_context_lens(context_lens) if context_lens is not None else None,
+        data_fractions=parse_fractions(data_fractions) if data_fractions is not None else None,
+    )
+    # The batch size the sweep would share (an `auto` one resolved as run_sweep resolves it).
+    base = _shared_batch_size(run_lib, base, name, [c for c in cells if not c.pending], data_dir, runs_dir, notify)
+    data_plans: dict[tuple[int, float], Any] = {}  # one data preparation per look-back and data fraction
+    timings: dict[str, Any] = {}
+    plans = []
+    for cell in cells:
+        cfg = cell_config(base, cell)
+        point = (cfg.split.context_len, cfg.split.data_fraction)
+        if point not in data_plans:
+            data_plans[point] = run_lib.plan_run(cfg, data_dir, notify)
+        plan = data_plans[point]
+        splits = plan.prepared.splits
+        model_cfg = model_config_for(cfg, plan.prepared.n_features)
+        batch_size, _ = run_lib.resolve_batch_size(cfg, plan.device, model_cfg, len(splits.train))
+        key = f"{model_cfg.model_dump_json()}|{batch_size}|{cfg.train.precision}|{cfg.target.task}"
+        train_cfg = TrainConfig.model_validate({**cfg.train.model_dump(), "batch_size": batch_size})
+        model = build_model(model_cfg, cfg.train.seed, plan.device)
+        params = count_parameters(model)
+        if key not in timings:
+            notify(f"timing {cell.budget} ({params:,} parameters) at batch {batch_size}...")
+            timings[key] = time_steps(model, splits.train, splits.val, train_cfg, cfg.target.task)
+        timing = timings[key]
+        batches = {n: len(getattr(splits, n).batch_indices(batch_size, shuffle=False, seed=0, epoch=0))
+                   for n in ("train", "val", "test")}
+        total = total_steps(train_cfg, batches["train"])
+        action = NEW if cell.pending else plan_action(Path(runs_dir) / cell.name, cfg)
+        seconds = 0.0 if action == SKIP else estimate_seconds(timing, total, batches["train"], batches["val"],
+                                                              batches["test"])
+        plans.append(CellPlan(cell, action, params, batch_size, total, timing.step_s, seconds))
+    return plans
 
 
 def cell_pattern(name: str) -> re.Pattern[str]:

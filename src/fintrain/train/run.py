@@ -53,12 +53,14 @@ from fintrain.tracking import MetricSink, MultiSink, NullSink, RunInfo, make_sin
 from fintrain.train.batch_cache import DEFAULT_BATCH_SIZE, lookup_batch_size
 from fintrain.train.checkpoint import BEST, CHECKPOINT_DIR, LAST, LAST_PREV, load_checkpoint
 from fintrain.train.distributed import Distributed, rank_device
+from fintrain.train.estimate import estimate_seconds, time_steps
 from fintrain.train.loop import (
     Checkpointer,
     FitData,
     FitState,
     StopReason,
     evaluate,
+    total_steps,
     fit,
     loss_function,
     phase_progress,
@@ -88,6 +90,29 @@ class Plan:
     def params(self) -> int:
         """Trainable parameters."""
         return count_parameters(self.model)
+
+    def estimate(self, run_dir: Path, steps: int = 3) -> dict[str, Any]:
+        """Steps per epoch, total steps and the time they should take, from ``steps`` timed training
+        steps after a warm-up on this plan's model (whose weights they move) and batch size;
+        ``run_dir`` is where the run would go. Nothing is written."""
+        splits = self.prepared.splits
+        train_cfg = TrainConfig.model_validate({**self.cfg.train.model_dump(), "batch_size": self.batch_size})
+        per_epoch = len(splits.train.batch_indices(self.batch_size, shuffle=False, seed=0, epoch=0))
+        total = total_steps(train_cfg, per_epoch)
+        timing = time_steps(self.model, splits.train, splits.val, train_cfg, self.cfg.target.task, steps=steps)
+        batches = {name: len(getattr(splits, name).batch_indices(self.batch_size, shuffle=False, seed=0, epoch=0))
+                   for name in ("val", "test")}
+        return {
+            "steps_per_epoch": per_epoch,
+            "epochs": self.cfg.train.epochs,
+            "max_steps": self.cfg.train.max_steps,
+            "total_steps": total,
+            "step_s": timing.step_s,
+            "eval_batch_s": timing.eval_batch_s,
+            "steps_timed": timing.steps_timed,
+            "estimated_s": estimate_seconds(timing, total, per_epoch, batches["val"], batches["test"]),
+            "run_dir": str(run_dir),
+        }
 
     def describe(self) -> dict[str, Any]:
         """The resolved configuration, parameter count and data sizes (``--dry-run``)."""
