@@ -122,7 +122,7 @@ def test_dry_run_lists_every_planned_cell_with_an_estimate_and_writes_no_run(cli
     assert all(c["action"] == "new" and c["total_steps"] == 6 and c["estimated_s"] > 0 for c in plan["cells"])
     assert plan["estimated_s"] == pytest.approx(sum(c["estimated_s"] for c in plan["cells"]))
     # The tiny config fixes the architecture: one model shape, timed once for all six cells.
-    assert result.stderr.count("timing ") == 1
+    assert result.stderr.count("timed ") == 1
     assert not cli.runs_dir.exists()
     # The cells are the sweep's own plan: a cell the plan gains is listed and estimated too.
     planned = sweep_lib.sweep_cells
@@ -138,5 +138,5 @@ def test_dry_run_lists_every_planned_cell_with_an_estimate_and_writes_no_run(cli
     cells = json.loads(axes.stdout)["cells"]
     assert [c["name"] for c in cells] == ["s-50k-ctx16-frac0.5-seed0", "s-50k-ctx16-frac1-seed0",
                                           "s-50k-ctx32-frac0.5-seed0", "s-50k-ctx32-frac1-seed0"]
-    assert axes.stderr.count("timing ") == 2
+    assert axes.stderr.count("timed ") == 2
     assert not cli.runs_dir.exists()

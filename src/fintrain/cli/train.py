@@ -14,7 +14,7 @@ from rich.table import Table
 
 from fintrain.cli.common import err_console, out_console, print_json, run_config, workspace
 from fintrain.cli.data import tickers_option
-from fintrain.display import format_metric, shown_metrics
+from fintrain.display import format_duration, format_metric, shown_metrics
 from fintrain.errors import ConfigError, TrainingStopped
 
 
@@ -301,8 +301,6 @@ def launch_torchrun(nproc: int) -> int:
 
 def _print_plan(report: dict[str, Any]) -> None:
     """The dry run's plan in a few lines; ``--json`` has the full configuration."""
-    from fintrain.display import format_duration
-
     data = report["data"]
     shape = report["model_config"]
     w = data["windows"]

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 
-from fintrain.config import RESUMABLE_FIELDS, RunConfig, TrainConfig, check_run_name, validate_config
+from fintrain.config import RESUMABLE_FIELDS, RunConfig, check_run_name, validate_config
 from fintrain.errors import ConfigError, TrainingStopped
 from fintrain.evaluate.metrics import primary_metric
 from fintrain.records import upgrade_summary
@@ -314,10 +314,7 @@ def plan_sweep(base: RunConfig, name: str, budgets: Sequence[str], seeds: int, d
     finished cell (``skip``) counts 0 s; a cell to resume or extend counts its whole length.
     Nothing is written to ``runs_dir``.
     """
-    from fintrain.model import build_model, count_parameters, model_config_for  # here: they load torch
-    from fintrain.train import run as run_lib
-    from fintrain.train.estimate import estimate_seconds, time_steps
-    from fintrain.train.loop import total_steps
+    from fintrain.train import run as run_lib  # here: it loads torch
 
     cells = sweep_cells(
         name, parse_budgets(budgets), seeds, lrs=parse_lrs(lrs) if lrs is not None else None,
@@ -334,25 +331,16 @@ def plan_sweep(base: RunConfig, name: str, budgets: Sequence[str], seeds: int, d
         point = (cfg.split.context_len, cfg.split.data_fraction)
         if point not in data_plans:
             data_plans[point] = run_lib.plan_run(cfg, data_dir, notify)
-        plan = data_plans[point]
-        splits = plan.prepared.splits
-        model_cfg = model_config_for(cfg, plan.prepared.n_features)
-        batch_size, _ = run_lib.resolve_batch_size(cfg, plan.device, model_cfg, len(splits.train))
-        key = f"{model_cfg.model_dump_json()}|{batch_size}|{cfg.train.precision}|{cfg.target.task}"
-        train_cfg = TrainConfig.model_validate({**cfg.train.model_dump(), "batch_size": batch_size})
-        model = build_model(model_cfg, cfg.train.seed, plan.device)
-        params = count_parameters(model)
-        if key not in timings:
-            notify(f"timing {cell.budget} ({params:,} parameters) at batch {batch_size}...")
-            timings[key] = time_steps(model, splits.train, splits.val, train_cfg, cfg.target.task)
-        timing = timings[key]
-        batches = {n: len(getattr(splits, n).batch_indices(batch_size, shuffle=False, seed=0, epoch=0))
-                   for n in ("train", "val", "test")}
-        total = total_steps(train_cfg, batches["train"])
+        plan = data_plans[point].variant(cfg)
+        timed = len(timings)
+        estimate = plan.estimate(Path(runs_dir) / cell.name, timings)
+        if len(timings) > timed:
+            notify(f"timed {cell.budget} ({plan.params:,} parameters) at batch {plan.batch_size}: "
+                   f"{estimate['step_s']:.3g} s per step")
         action = NEW if cell.pending else plan_action(Path(runs_dir) / cell.name, cfg)
-        seconds = 0.0 if action == SKIP else estimate_seconds(timing, total, batches["train"], batches["val"],
-                                                              batches["test"])
-        plans.append(CellPlan(cell, action, params, batch_size, total, timing.step_s, seconds))
+        seconds = 0.0 if action == SKIP else estimate["estimated_s"]
+        plans.append(CellPlan(cell, action, plan.params, plan.batch_size, estimate["total_steps"], estimate["step_s"],
+                              seconds))
     return plans
 
 

@@ -53,7 +53,7 @@ from fintrain.tracking import MetricSink, MultiSink, NullSink, RunInfo, make_sin
 from fintrain.train.batch_cache import DEFAULT_BATCH_SIZE, lookup_batch_size
 from fintrain.train.checkpoint import BEST, CHECKPOINT_DIR, LAST, LAST_PREV, load_checkpoint
 from fintrain.train.distributed import Distributed, rank_device
-from fintrain.train.estimate import estimate_seconds, time_steps
+from fintrain.train.estimate import StepTiming, estimate_seconds, time_steps
 from fintrain.train.loop import (
     Checkpointer,
     FitData,
@@ -91,28 +91,40 @@ class Plan:
         """Trainable parameters."""
         return count_parameters(self.model)
 
-    def estimate(self, run_dir: Path, steps: int = 3) -> dict[str, Any]:
-        """Steps per epoch, total steps and the time they should take, from ``steps`` timed training
-        steps after a warm-up on this plan's model (whose weights they move) and batch size;
-        ``run_dir`` is where the run would go. Nothing is written."""
-        splits = self.prepared.splits
-        train_cfg = TrainConfig.model_validate({**self.cfg.train.model_dump(), "batch_size": self.batch_size})
-        per_epoch = len(splits.train.batch_indices(self.batch_size, shuffle=False, seed=0, epoch=0))
-        total = total_steps(train_cfg, per_epoch)
-        timing = time_steps(self.model, splits.train, splits.val, train_cfg, self.cfg.target.task, steps=steps)
+    def estimate(self, run_dir: Path, timings: dict[str, StepTiming] | None = None) -> dict[str, Any]:
+        """Steps per epoch, total steps and the time they should take, from 3 timed training steps
+        after a warm-up on this plan's model (whose weights they move) and batch size; ``run_dir``
+        is where the run would go. ``timings`` (model shape and batch -> timing) reuses the
+        timing of an identical model and batch (a sweep's cells). Nothing is written."""
+        splits, cfg = self.prepared.splits, self.cfg
+        train_cfg = TrainConfig.model_validate({**cfg.train.model_dump(), "batch_size": self.batch_size})
         batches = {name: len(getattr(splits, name).batch_indices(self.batch_size, shuffle=False, seed=0, epoch=0))
-                   for name in ("val", "test")}
+                   for name in ("train", "val", "test")}
+        total = total_steps(train_cfg, batches["train"])
+        timings = {} if timings is None else timings
+        key = f"{self.model_cfg.model_dump_json()}|{self.batch_size}|{cfg.train.precision}|{cfg.target.task}"
+        if key not in timings:
+            timings[key] = time_steps(self.model, splits.train, splits.val, train_cfg, cfg.target.task)
+        timing = timings[key]
         return {
-            "steps_per_epoch": per_epoch,
-            "epochs": self.cfg.train.epochs,
-            "max_steps": self.cfg.train.max_steps,
+            "steps_per_epoch": batches["train"],
+            "epochs": cfg.train.epochs,
+            "max_steps": cfg.train.max_steps,
             "total_steps": total,
             "step_s": timing.step_s,
             "eval_batch_s": timing.eval_batch_s,
             "steps_timed": timing.steps_timed,
-            "estimated_s": estimate_seconds(timing, total, per_epoch, batches["val"], batches["test"]),
+            "estimated_s": estimate_seconds(timing, total, batches["train"], batches["val"], batches["test"]),
             "run_dir": str(run_dir),
         }
+
+    def variant(self, cfg: RunConfig) -> Plan:
+        """The plan of another configuration on the same data and device (a sweep's cell): its
+        own model, shape and batch size."""
+        model_cfg = model_config_for(cfg, self.prepared.n_features)
+        model = build_model(model_cfg, cfg.train.seed, self.device)
+        batch_size, origin = resolve_batch_size(cfg, self.device, model_cfg, len(self.prepared.splits.train))
+        return Plan(cfg, self.device, self.prepared, model, model_cfg, batch_size, origin)
 
     def describe(self) -> dict[str, Any]:
         """The resolved configuration, parameter count and data sizes (``--dry-run``)."""
