@@ -132,6 +132,7 @@ def test_dry_run_lists_every_planned_cell_with_an_estimate_and_writes_no_run(cli
     assert "s-extra" in table.stdout and "7 cells" in table.stdout and "nothing trained" in table.stdout
     assert not cli.runs_dir.exists()
     # The context and fraction axes: each look-back prepares its own windows and model shape.
+    monkeypatch.undo()
     axes = cli("sweep", "--name", "s", "--config", str(tiny), "--budgets", "50k", "--context-lens", "16,32",
                "--data-fractions", "0.5,1", "--dry-run", "--json")
     assert axes.exit_code == 0, axes.output
