@@ -91,10 +91,11 @@ def test_describe_lists_tiers_and_each_feature(cli):
     assert cli("features", "describe", "zz").exit_code == 2
 
 
-def test_help_ends_with_an_example(cli):
+def test_help_ends_with_examples(cli):
     for command in ("build", "describe"):
         result = cli("features", command, "--help")
-        assert result.exit_code == 0 and "Example: fintrain features" in result.stdout
+        assert result.exit_code == 0 and "Examples:" in result.stdout
+        assert f"fintrain features {command}" in result.stdout.split("Examples:")[1]
 
 
 def test_shared_spy_file_done_when(cli, spy_csv, tmp_path):

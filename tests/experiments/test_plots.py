@@ -52,6 +52,6 @@ def test_without_matplotlib_the_error_says_how_to_install(tmp_path, write_run, m
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
-    with pytest.raises(ReportError, match=r"plots need matplotlib, a dependency of fintrain: reinstall fintrain"):
+    with pytest.raises(ReportError, match=r"plots need matplotlib, a dependency of fintrain that is missing: reinstall fintrain .*pipx reinstall fintrain"):
         draw_all(report, tmp_path / "out")
     assert not (tmp_path / "out" / "scaling.png").exists()

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
 
 from fintrain import __version__
 from fintrain.cli import data as data_cmd
@@ -20,7 +19,7 @@ from fintrain.cli import runs as runs_cmd
 from fintrain.cli import sweep as sweep_cmd
 from fintrain.cli import train as train_cmd
 from fintrain.cli import thermal as thermal_cmd
-from fintrain.cli.common import Workspace, err_console
+from fintrain.cli.common import FlagCommand, FlagGroup, Workspace, err_console, styled
 from fintrain.errors import FintrainError
 
 
@@ -31,7 +30,7 @@ def _debug_enabled(ctx: typer.Context | None) -> bool:
     return bool(isinstance(obj, Workspace) and obj.debug)
 
 
-class FintrainGroup(TyperGroup):
+class FintrainGroup(FlagGroup):
     """Root group: turns FintrainError into one red line and its exit code."""
 
     def invoke(self, ctx: typer.Context) -> Any:
@@ -40,7 +39,9 @@ class FintrainGroup(TyperGroup):
         except FintrainError as exc:
             if _debug_enabled(ctx):
                 raise
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            # The message is foreign text (paths, tickers, `pip install 'fintrain[nvidia]'`): printed
+            # as written, never read as markup.
+            err_console.print(styled("error:", "bold red", f" {exc}"), highlight=False, soft_wrap=True)
             raise typer.Exit(code=exc.exit_code) from None
 
 
@@ -94,11 +95,11 @@ def root(
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(features_cmd.app, name="features")
 app.add_typer(runs_cmd.app, name="runs")
-app.command("probe-batch")(probe_cmd.probe_batch)
-app.command("train")(train_cmd.train)
-app.command("sweep")(sweep_cmd.sweep)
-app.command("report")(report_cmd.report)
-app.command("thermal-watch")(thermal_cmd.thermal_watch)
+app.command("probe-batch", cls=FlagCommand)(probe_cmd.probe_batch)
+app.command("train", cls=FlagCommand)(train_cmd.train)
+app.command("sweep", cls=FlagCommand)(sweep_cmd.sweep)
+app.command("report", cls=FlagCommand)(report_cmd.report)
+app.command("thermal-watch", cls=FlagCommand)(thermal_cmd.thermal_watch)
 
 
 def main() -> None:

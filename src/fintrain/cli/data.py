@@ -8,14 +8,16 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from fintrain import data as data_lib
-from fintrain.cli.common import err_console, out_console, print_json, run_config, workspace
+from fintrain.cli.common import FlagCommand, FlagGroup, err_console, out_console, print_json, run_config, styled, workspace
 from fintrain.config import read_universe
 from fintrain.display import format_bytes
 from fintrain.experiments.runs import data_in_use
 
 app = typer.Typer(
+    cls=FlagGroup,
     help="Fetch, import, list and verify daily OHLCV market data.\n\n"
     "Example: fintrain data fetch MSFT --source sample",
     no_args_is_help=True,
@@ -33,8 +35,8 @@ def _parse_date(value: Optional[str], option: str) -> Optional[dt.date]:
 
 def _report(entry: dict[str, Any]) -> None:
     err_console.print(
-        f"[green]saved[/] {entry['path']}: {entry['rows']:,} rows, {entry['first_date']} .. "
-        f"{entry['last_date']}, source {entry['source']}, md5 {entry['md5']}",
+        styled("saved", "green", f" {entry['path']}: {entry['rows']:,} rows, {entry['first_date']} .. "
+               f"{entry['last_date']}, source {entry['source']}, md5 {entry['md5']}"),
         highlight=False,
         soft_wrap=True,
     )
@@ -47,7 +49,7 @@ def tickers_option(ticker: Optional[str], universe: Optional[Path]) -> Optional[
     return read_universe(universe) if universe else ticker
 
 
-@app.command()
+@app.command(cls=FlagCommand)
 def fetch(
     ctx: typer.Context,
     ticker: Annotated[
@@ -68,7 +70,11 @@ def fetch(
     Each ticker is validated and stored on its own; the first failure stops the command and
     names the ticker, with the tickers before it already stored.
 
-    Example: fintrain data fetch AAPL,IBM,MSFT,GOOG --source sample
+    Examples:
+      fintrain data fetch SPY                    # Yahoo Finance, full history
+      fintrain data fetch MSFT --source sample   # offline: AAPL GOOG IBM MSFT
+      fintrain data fetch SPY --start 2010-01-01 --end 2020-12-31
+      fintrain data fetch --universe tickers.txt
     """
     ws = workspace(ctx)
     cfg = run_config(
@@ -78,14 +84,14 @@ def fetch(
     )
     for name in cfg.data.tickers:
         if cfg.data.source == "yahoo":
-            with err_console.status(f"downloading {name} from Yahoo Finance..."):
+            with err_console.status(Text(f"downloading {name} from Yahoo Finance...")):
                 entry = data_lib.fetch(ws.data_dir, cfg.data, name)
         else:
             entry = data_lib.fetch(ws.data_dir, cfg.data, name)
         _report(entry)
 
 
-@app.command("import")
+@app.command("import", cls=FlagCommand)
 def import_(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="CSV or Parquet file from any vendor or broker.")],
@@ -102,7 +108,10 @@ def import_(
     Adj Close, Volume; any case); extra columns are ignored. With an adjusted-close column,
     open/high/low/close are rescaled so the stored series is adjusted.
 
-    Example: fintrain data import SPY.csv --ticker SPY
+    Examples:
+      fintrain data import SPY.csv --ticker SPY
+      fintrain data import qqq.parquet --ticker QQQ --adjusted  # adjusted
+      fintrain data import small.csv --ticker XYZ --min-rows 100
     """
     ws = workspace(ctx)
     cfg = run_config(config, {"data": {"ticker": ticker, "min_rows": min_rows}})
@@ -110,14 +119,16 @@ def import_(
     _report(entry)
 
 
-@app.command("list")
+@app.command("list", cls=FlagCommand)
 def list_(
     ctx: typer.Context,
     json_: Annotated[bool, typer.Option("--json", help="Print the entries as JSON.")] = False,
 ) -> None:
     """List the current manifest entries (raw and processed files).
 
-    Example: fintrain data list --json
+    Examples:
+      fintrain data list
+      fintrain data list --json
     """
     ws = workspace(ctx)
     entries = data_lib.list_entries(ws.data_dir)
@@ -143,7 +154,7 @@ def list_(
     out_console.print(table)
 
 
-@app.command()
+@app.command(cls=FlagCommand)
 def verify(ctx: typer.Context) -> None:
     """Recompute the md5 of every current file against its manifest; exit 1 on any problem.
 
@@ -162,29 +173,29 @@ def verify(ctx: typer.Context) -> None:
     style = {"OK": "green", "MISMATCH": "bold red", "MISSING": "bold red", "UNTRACKED": "yellow"}
     for r in results:
         table.add_row(
-            r.path, f"[{style[r.status]}]{r.status}[/]", r.expected_md5[:12] or "-", (r.actual_md5 or "-")[:12]
+            r.path, Text(r.status, style=style[r.status]), r.expected_md5[:12] or "-", (r.actual_md5 or "-")[:12]
         )
     out_console.print(table)
     untracked = [r for r in results if r.status == "UNTRACKED"]
     if untracked:
         err_console.print(
-            f"[yellow]{len(untracked)} untracked file(s)[/] (no manifest entry names them; left by an "
-            "interrupted write, safe to delete): " + ", ".join(r.path for r in untracked),
+            styled(f"{len(untracked)} untracked file(s)", "yellow", " (no manifest entry names them; left by an "
+                   "interrupted write, safe to delete): " + ", ".join(r.path for r in untracked)),
             highlight=False, soft_wrap=True,
         )
     bad = [r for r in results if r.failed]
     if bad:
         names = ", ".join(f"{r.path} ({r.status})" for r in bad)
         err_console.print(
-            f"[bold red]error:[/] {len(bad)} file(s) failed verification: {names}; re-fetch or "
-            "re-import them (or rebuild features)", highlight=False, soft_wrap=True,
+            styled("error:", "bold red", f" {len(bad)} file(s) failed verification: {names}; re-fetch or "
+                   "re-import them (or rebuild features)"), highlight=False, soft_wrap=True,
         )
         raise typer.Exit(1)
     tracked = len(results) - len(untracked)
-    err_console.print(f"[green]all {tracked} files match their manifests[/]")
+    err_console.print(f"all {tracked} files match their manifests", style="green")
 
 
-@app.command()
+@app.command(cls=FlagCommand)
 def versions(
     ctx: typer.Context,
     ticker: Annotated[str, typer.Argument(help="Ticker symbol.")],
@@ -195,7 +206,9 @@ def versions(
     The newest version of each dataset is its current one; older versions stay until
     `fintrain data prune` deletes them.
 
-    Example: fintrain data versions SPY
+    Examples:
+      fintrain data versions SPY
+      fintrain data versions SPY --json
     """
     ws = workspace(ctx)
     name = ticker.strip().upper()
@@ -213,16 +226,16 @@ def versions(
     for column in ("dataset", "v", "date", "rows", "source", "md5", "runs"):
         table.add_column(column, overflow="fold", justify="right" if column in ("v", "rows") else "left")
     for row in rows:
-        flags = " [bold]current[/]" if row["current"] else "" if row["on_disk"] else " [dim](deleted)[/]"
+        flag = ("current", "bold") if row["current"] else ("", "") if row["on_disk"] else ("(deleted)", "dim")
         source = row.get("source") or f"raw {row.get('source_raw_md5', '')[:8]}"
         table.add_row(
-            row["dataset"] + flags, str(row.get("version", "")), str(row.get("created_at", ""))[:19],
+            Text.assemble(row["dataset"], " " if flag[0] else "", flag), str(row.get("version", "")), str(row.get("created_at", ""))[:19],
             f"{row.get('rows', 0):,}", source, row["md5"], ", ".join(row["runs"]) or "-",
         )
     out_console.print(table)
 
 
-@app.command()
+@app.command(cls=FlagCommand)
 def prune(
     ctx: typer.Context,
     keep: Annotated[int, typer.Option(help="Newest versions kept per dataset (the current one always).")] = 2,
@@ -233,7 +246,9 @@ def prune(
     Each dataset keeps its KEEP newest versions; an older version stays while any run folder
     records it (in data.json or summary.json).
 
-    Example: fintrain data prune --keep 1 --dry-run
+    Examples:
+      fintrain data prune --dry-run
+      fintrain data prune --keep 1
     """
     ws = workspace(ctx)
     if keep < 1:

@@ -7,25 +7,30 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from fintrain import features as features_lib
 from fintrain.cli.common import (
+    FlagCommand,
+    FlagGroup,
     err_console,
     out_console,
     print_json,
     run_config,
+    styled,
     workspace,
 )
 from fintrain.cli.data import tickers_option
 
 app = typer.Typer(
+    cls=FlagGroup,
     help="Build stationary feature tiers from raw OHLCV, and describe them.\n\n"
     "Example: fintrain features build SPY --tier a20",
     no_args_is_help=True,
 )
 
 
-@app.command()
+@app.command(cls=FlagCommand)
 def build(
     ctx: typer.Context,
     ticker: Annotated[
@@ -43,12 +48,15 @@ def build(
     raw file's md5; the tier's warm-up rows are dropped. Several tickers are built in one lazy
     Polars pass, each ticker on its own (no feature mixes tickers), into one file each.
 
-    Example: fintrain features build SPY --tier a50
+    Examples:
+      fintrain features build SPY --tier a20
+      fintrain features build AAPL,IBM,MSFT,GOOG --tier a50
+      fintrain features build SPY --force --json
     """
     ws = workspace(ctx)
     cfg = run_config(config, {"data": {"ticker": tickers_option(ticker, universe)}, "features": {"tier": tier}})
     tickers = cfg.data.tickers
-    with err_console.status(f"building {cfg.features.tier} features for {len(tickers)} tickers..."):
+    with err_console.status(Text(f"building {cfg.features.tier} features for {len(tickers)} tickers...")):
         results = features_lib.ensure_features_many(
             ws.data_dir, tickers, cfg.features.tier, min_rows=cfg.split.context_len, force=force
         )
@@ -64,9 +72,9 @@ def _report(result: features_lib.FeatureBuild) -> None:
     entry = result.entry
     if result.rebuilt:
         err_console.print(
-            f"[green]built[/] {entry['dataset']} v{entry['version']} ({result.reason}): "
-            f"{entry['rows']:,} rows x {entry['n_features']} features, {entry['first_date']} .. "
-            f"{entry['last_date']} ({entry['warmup_rows']} warm-up rows dropped) -> {result.path}",
+            styled("built", "green", f" {entry['dataset']} v{entry['version']} ({result.reason}): "
+                   f"{entry['rows']:,} rows x {entry['n_features']} features, {entry['first_date']} .. "
+                   f"{entry['last_date']} ({entry['warmup_rows']} warm-up rows dropped) -> {result.path}"),
             highlight=False,
             soft_wrap=True,
         )
@@ -92,14 +100,17 @@ def _tier_rows() -> list[dict[str, Any]]:
     ]
 
 
-@app.command()
+@app.command(cls=FlagCommand)
 def describe(
     tier: Annotated[str | None, typer.Argument(help="A tier, e.g. a20; omit to list tiers.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Each feature of TIER: name, formula in words and warm-up rows; or the list of tiers.
 
-    Example: fintrain features describe a20
+    Examples:
+      fintrain features describe                # the tiers
+      fintrain features describe a50            # each feature of a50
+      fintrain features describe a20 --json
     """
     if tier is None:
         rows = _tier_rows()

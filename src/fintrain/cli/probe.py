@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from fintrain.cli.common import (
     err_console,
@@ -56,10 +57,10 @@ def render_trials(result: ProbeResult) -> Table:
             if finalist is None:
                 cells.append("-")
             elif finalist.samples_per_s is None:
-                cells.append(f"[{STATUS_STYLE[finalist.status]}]{finalist.status}[/]")
+                cells.append(Text(finalist.status, style=STATUS_STYLE[finalist.status]))
             else:
                 cells.append(f"{finalist.samples_per_s:,.1f}")
-        table.add_row(*cells, peak, f"[{style}]{t.status}[/]", ", ".join(marks),
+        table.add_row(*cells, peak, Text(t.status, style=style), ", ".join(marks),
                       style="bold" if t.batch_size == result.recommended else None)
     return table
 
@@ -98,7 +99,10 @@ def probe_batch(
     With --universe FILE the probe runs on the pooled windows of the file's tickers, exactly
     what `fintrain train --universe FILE` trains on.
 
-    Example: fintrain probe-batch --tier a20 --budget 2m --device cpu --max-batch 256
+    Examples:
+      fintrain probe-batch --tier a20 --budget 2m
+      fintrain probe-batch --ticker MSFT --source sample --budget 20m
+      fintrain probe-batch --device cpu --precision bf16 --json
     """
     ws = workspace(ctx)
     cfg = run_config(
@@ -118,16 +122,16 @@ def probe_batch(
     from fintrain.probe import probe_batch as probe_lib
     from fintrain.probe.search import format_share
 
-    with err_console.status("preparing the data and the model...") as status:
+    with err_console.status(Text("preparing the data and the model...")) as status:
 
         def on_start(batch_size: int) -> None:
-            status.update(f"batch size {batch_size:,}: warm-up and {cfg.probe.steps} timed steps...")
+            status.update(Text(f"batch size {batch_size:,}: warm-up and {cfg.probe.steps} timed steps..."))
 
         def on_trial(t: Trial) -> None:
             rate = "" if t.samples_per_s is None else f", {t.samples_per_s:,.1f} samples/s"
             peak = "" if t.peak_memory_bytes is None else f", peak {format_bytes(t.peak_memory_bytes)}"
-            err_console.print(f"  batch {t.batch_size:,}: [{STATUS_STYLE[t.status]}]{t.status}[/]{rate}{peak}",
-                              highlight=False)
+            err_console.print(Text.assemble(f"  batch {t.batch_size:,}: ", (t.status, STATUS_STYLE[t.status]),
+                                            f"{rate}{peak}"), highlight=False)
 
         visits: list[int] = []
 
@@ -139,8 +143,8 @@ def probe_batch(
             visits.append(batch_size)
             err_console.print(f"  re-timing round {round_number}/{cfg.probe.retime_rounds}: batch {batch_size:,}...",
                               highlight=False)
-            status.update(f"re-timing the fastest sizes, round {round_number}/{cfg.probe.retime_rounds}: "
-                          f"batch size {batch_size:,}...")
+            status.update(Text(f"re-timing the fastest sizes, round {round_number}/{cfg.probe.retime_rounds}: "
+                               f"batch size {batch_size:,}..."))
 
         run = probe_lib(ws.data_dir, cfg, notify=_notify, on_start=on_start, on_trial=on_trial,
                         on_retime=on_retime)
@@ -162,8 +166,8 @@ def probe_batch(
         raise ProbeError(f"{result.reason}; try a smaller --min-batch or --budget, or a higher "
                          "--memory-fraction")
     if not json_:
-        out_console.print(f"recommended batch size: [bold]{result.recommended}[/]  largest that fits: "
-                          f"{result.largest_fit}", highlight=False)
+        out_console.print(Text.assemble("recommended batch size: ", (str(result.recommended), "bold"),
+                                        f"  largest that fits: {result.largest_fit}"), highlight=False)
         out_console.print(result.reason, highlight=False, soft_wrap=True)
         if result.memory_cap_bytes is not None:
             out_console.print(

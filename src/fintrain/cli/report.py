@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from fintrain.cli.common import err_console, out_console, print_json, workspace
+from fintrain.cli.common import err_console, out_console, print_json, styled, table_console, workspace
 from fintrain.errors import ConfigError
 from fintrain.experiments import plots as plots_lib
 from fintrain.experiments import report as report_lib
@@ -87,7 +86,10 @@ def report(
     installed with fintrain): each axis with its fit line and baseline bands, the loss curves,
     validation loss against training FLOPs with the compute-efficient frontier, and temperature.
 
-    Example: fintrain report --sweep demo
+    Examples:
+      fintrain report --sweep demo
+      fintrain report RUN-A RUN-B --out cmp/
+      fintrain report --sweep demo --no-plots --json
     """
     ws = workspace(ctx)
     if bool(runs) == bool(sweep):
@@ -107,8 +109,7 @@ def report(
     if json_:
         print_json({**result.to_json(), "files": [str(p) for p in written]})
         return
-    # Piped output is not bound to a terminal's width: keep each budget's row on one line.
-    console = out_console if out_console.is_terminal else Console(width=140)
+    console = table_console(140)
     console.print(_table(result))
     if result.trading:
         console.print(_measures_table(result.trading, "trading view on the test dates (mean ± std over runs)", "strategy"))
@@ -130,7 +131,7 @@ def report(
                           highlight=False, soft_wrap=True)
     out_console.print(f"method: {result.method}.", style="dim", highlight=False, soft_wrap=True)
     for note in result.notes:
-        err_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        err_console.print(styled("note:", "yellow", f" {note}"), highlight=False, soft_wrap=True)
     if result.left_out:
         err_console.print("not included (not finished): " + ", ".join(f"{r.name} ({r.status_label})" for r in result.left_out),
                           highlight=False, soft_wrap=True)

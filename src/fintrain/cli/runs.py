@@ -8,14 +8,15 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from fintrain.cli.common import out_console, print_json, workspace
+from fintrain.cli.common import FlagCommand, FlagGroup, out_console, print_json, table_console, workspace
 from fintrain.cli.train import print_verdicts
 from fintrain.experiments.runs import RunRecord, list_runs, read_run, resolve_run
 
 app = typer.Typer(
+    cls=FlagGroup,
     help="List runs and show what one run did.\n\nExample: fintrain runs list",
     no_args_is_help=True,
 )
@@ -39,16 +40,18 @@ def _num(value: float | None, fmt: str = ".4f") -> str:
 STATUS_STYLE = {"finished": "green", "thermal_stop": "red", "interrupted": "yellow", "running": "cyan"}
 
 
-@app.command("list")
+@app.command("list", cls=FlagCommand)
 def list_(
     ctx: typer.Context,
     runs_dir: RunsDir = None,
     json_: Annotated[bool, typer.Option("--json", help="A JSON array, one object per run, on stdout.")] = False,
 ) -> None:
-    """A table of runs: status, data, budget, size, progress, validation and test metric,
-    duration and hottest temperature.
+    """A table of runs: status, data, budget, size, steps, metrics, time and hottest temperature.
 
-    Example: fintrain runs list --json
+    Examples:
+      fintrain runs list
+      fintrain runs list --json            # a JSON array, one object per run
+      fintrain runs list --runs-dir other/runs
     """
     folder = runs_dir or workspace(ctx).runs_dir
     runs = list_runs(folder)
@@ -67,12 +70,11 @@ def list_(
                          no_wrap=True, min_width=8 if column == "data" else None)
     for r in runs:
         table.add_row(
-            r.name, f"[{STATUS_STYLE.get(r.status, 'white')}]{r.status_label}[/]", f"{r.ticker} {r.tier}", r.budget,
+            r.name, Text(r.status_label, style=STATUS_STYLE.get(r.status, "white")), f"{r.ticker} {r.tier}", r.budget,
             f"{r.params:,}" if r.params is not None else "-", f"{r.steps:,}", _num(r.best_val), _num(r.test),
             _duration(r.seconds), f"{r.temp_max_c:.0f}" if r.temp_max_c is not None else "-",
         )
-    # Piped output (a file, less) is not bound to the terminal's width: keep rows on one line.
-    (out_console if out_console.is_terminal else Console(width=120)).print(table)
+    table_console(120).print(table)
 
 
 def _event_table(run: RunRecord) -> Table:
@@ -97,17 +99,20 @@ def _config_table(config: dict[str, Any]) -> Table:
     return table
 
 
-@app.command("show")
+@app.command("show", cls=FlagCommand)
 def show(
     ctx: typer.Context,
     run: Annotated[str, typer.Argument(help="A run name (in --runs-dir) or a run folder.")],
     runs_dir: RunsDir = None,
     json_: Annotated[bool, typer.Option("--json", help="Status, configuration, summary and events as JSON on stdout.")] = False,
 ) -> None:
-    """One run: its status, configuration, test metrics beside the baselines, and its events
-    (checkpoints, best epochs, thermal pauses and stops, interruptions, resumes).
+    """One run: its status, configuration, data, test metrics beside the baselines, and events.
 
-    Example: fintrain runs show demo-2m-seed0
+    The events are checkpoints, best epochs, thermal pauses and stops, interruptions and resumes.
+
+    Examples:
+      fintrain runs show demo-2m-seed0
+      fintrain runs show runs/RUN-FOLDER --json
     """
     record = read_run(resolve_run(run, runs_dir or workspace(ctx).runs_dir))
     if json_:
@@ -115,7 +120,7 @@ def show(
                     "events": [e.to_json() for e in record.events]})
         return
     out_console.print(
-        f"[bold]{record.name}[/]  {record.status_label} · {record.ticker} {record.tier} · budget {record.budget} · "
+        Text(record.name, style="bold") + f"  {record.status_label} · {record.ticker} {record.tier} · budget {record.budget} · "
         f"seed {record.seed} · {record.steps:,} steps · {_duration(record.seconds)}"
         + (f" · max {record.temp_max_c:.0f} °C" if record.temp_max_c is not None else ""),
         highlight=False, soft_wrap=True,

@@ -13,6 +13,7 @@ from fintrain.cli.common import (
     out_console,
     print_json,
     run_config,
+    styled,
     workspace,
 )
 from fintrain.cli.train import _batch_size, _notify
@@ -103,7 +104,10 @@ def sweep(
 
     --dry-run lists the cells with an estimated time each and the total, training nothing.
 
-    Example: fintrain sweep --name demo --ticker MSFT --source sample --budgets 2m,20m --seeds 2 --max-steps 50
+    Examples:
+      fintrain sweep --name demo --ticker MSFT --source sample --budgets 2m,20m
+      fintrain sweep --name sizes --budgets 50k,300k,1m,2m --seeds 3
+      fintrain sweep --name tuned --budgets 2m --lrs 3e-4,1e-3,3e-3 --seeds 2
     """
     ws = workspace(ctx)
     if lr is not None and lrs is not None:
@@ -138,7 +142,7 @@ def sweep(
                                      options=RunOptions(live=live, console=err_console, notify=_notify),
                                      on_cell=_progress)
     except TrainingStopped as stop:
-        err_console.print(f"[bold red]stopped:[/] {stop.run_dir.name if stop.run_dir else ''}: {stop}",
+        err_console.print(styled("stopped:", "bold red", f" {stop.run_dir.name if stop.run_dir else ''}: {stop}"),
                           highlight=False, soft_wrap=True)
         err_console.print(f"continue: run the same `fintrain sweep --name {name} ...` command again "
                           "(finished cells are skipped, this one resumes)", highlight=False, soft_wrap=True)

@@ -59,12 +59,18 @@ def thermal_watch(
     ] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config file (its \\[thermal] section).")] = None,
 ) -> None:
-    """Watch the SoC temperature: each sensor, the deciding value and the hottest sensor, the
-    band, the OS's pressure level, a sparkline, minimum and maximum, and the policy's decision.
+    """Watch the temperature live: its band and what the thermal policy would do.
 
-    A live view on a terminal, one line per sample otherwise; no sensor: says so, exits 0.
+    Shows each sensor, the deciding value and the hottest sensor, the band, the OS's pressure
+    level, a sparkline, minimum and maximum, and the policy's decision. A live view on a
+    terminal, one line per sample otherwise; no sensor: says so, exits 0.
 
-    Example: fintrain thermal-watch --source 'replay:examples/thermal/rise_to_92.csv?speed=20' --log rec.csv
+    Examples:
+      fintrain thermal-watch                        # until Ctrl-C
+      fintrain thermal-watch --duration 600 --log laptop.csv
+      fintrain thermal-watch --source 'replay:examples/thermal/rise_to_92.csv'
+      fintrain thermal-watch --source 'command:macmon pipe -s 0' \\
+          --json-field temp.cpu_temp_avg
     """
     overrides = {"thermal": {"source": source, "json_field": json_field, "interval_s": interval}}
     cfg = run_config(config, overrides).thermal
@@ -123,7 +129,7 @@ def render_watch(view: WatchView) -> RenderableType:
     summary.add_column(style="dim")
     summary.add_column()
     if status.hottest_c is not None:
-        summary.add_row("hottest", f"{status.hottest_c:.1f} C  {status.hottest_name}")
+        summary.add_row("hottest", Text(f"{status.hottest_c:.1f} C  {status.hottest_name}"))
     summary.add_row("pressure", pressure_name(status.pressure))
     low = "-" if view.min_c is None else f"{view.min_c:.1f} C"
     high = "-" if view.max_c is None else f"{view.max_c:.1f} C"
@@ -147,7 +153,8 @@ def render_watch(view: WatchView) -> RenderableType:
         table.add_column("sensor")
         table.add_column("C", justify="right")
         for name, value in sorted(status.sensors.items()):
-            table.add_row(name, Text(f"{value:.1f}", style=BAND_STYLE[band_of(value, view.cfg)]))
+            table.add_row(Text(name), Text(f"{value:.1f}", style=BAND_STYLE[band_of(value, view.cfg)]))
         parts.append(table)
-    title = f"fintrain thermal-watch · {status.source} · {view.elapsed_s(status):.0f} s"
+    # A Text: a str title is read as markup, and the source is the user's (replay:PATH, command:CMD).
+    title = Text(f"fintrain thermal-watch · {status.source} · {view.elapsed_s(status):.0f} s")
     return Panel(Group(*parts), title=title, border_style=band_style, expand=False)

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from fintrain.cli.common import err_console, out_console, print_json, run_config, workspace
+from fintrain.cli.common import err_console, out_console, print_json, run_config, styled, table_console, workspace
 from fintrain.cli.data import tickers_option
 from fintrain.display import format_duration, format_metric, shown_metrics
 from fintrain.errors import ConfigError, TrainingStopped
@@ -122,8 +121,7 @@ def verdict_lines(summary: dict[str, Any]) -> list[str]:
 
 def print_verdicts(summary: dict[str, Any]) -> None:
     """The test table, the trading table, IC for universes, and the verdict lines (train, runs show)."""
-    # Piped output is not bound to a terminal's width: keep each row on one line.
-    console = out_console if out_console.is_terminal else Console(width=160)
+    console = table_console(160)
     console.print(render_summary(summary))
     if summary.get("trading"):
         console.print(render_trading(summary))
@@ -182,7 +180,12 @@ def train(
     are missing or stale. Ctrl-C saves a checkpoint (exit 130); a thermal critical saves one
     and exits 3; continue either with --resume.
 
-    Example: fintrain train --tier a20 --budget 2m --max-steps 200
+    Examples:
+      fintrain train --tier a20 --budget 2m            # SPY, from Yahoo Finance
+      fintrain train --ticker MSFT --source sample     # offline sample data
+      fintrain train --ticker SPY --budget 300k --epochs 5 --max-steps 200
+      fintrain train --config examples/spy_a20_2m.toml --batch-size auto
+      fintrain train --resume runs/RUN-FOLDER          # after Ctrl-C
     """
     ws = workspace(ctx)
     if nproc is not None and nproc > 1:
@@ -254,7 +257,7 @@ def train(
     except TrainingStopped as stop:
         if dist.is_main:
             where = resume if resume is not None else run_dir
-            err_console.print(f"[bold red]stopped:[/] {stop}", highlight=False, soft_wrap=True)
+            err_console.print(styled("stopped:", "bold red", f" {stop}"), highlight=False, soft_wrap=True)
             err_console.print(f"resume with: fintrain train --resume {where}", highlight=False, soft_wrap=True)
         raise typer.Exit(stop.exit_code) from None
     finally:

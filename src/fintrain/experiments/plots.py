@@ -40,7 +40,9 @@ def _figure(height_in: float) -> Any:
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:
-        raise ReportError("plots need matplotlib, a dependency of fintrain: reinstall fintrain (or pass --no-plots)") from exc
+        raise ReportError("plots need matplotlib, a dependency of fintrain that is missing: reinstall fintrain "
+                          "(`pipx reinstall fintrain`, or `pip install matplotlib` in its environment), "
+                          "or pass --no-plots") from exc
     # Fixed margins rather than layout="constrained", which doubles the drawing time; the
     # margins are in inches so they hold for every height.
     fig = Figure(figsize=(WIDTH_IN, height_in), dpi=DPI)

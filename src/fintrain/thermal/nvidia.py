@@ -16,13 +16,17 @@ from fintrain.errors import ThermalError
 from fintrain.thermal.reading import FROZEN_WHOLE_DEGREES_S, Reading, ValueFilter, build_reading
 
 
+# For either install route: pipx keeps fintrain in its own environment, where only inject adds.
+NVML_INSTALL = "`pipx inject fintrain nvidia-ml-py` (pipx install) or `pip install 'fintrain[nvidia]'` (pip, venv)"
+
+
 def load_nvml() -> ModuleType:
     """The ``pynvml`` module of nvidia-ml-py; a ThermalError saying how to install it if absent."""
     try:
         return importlib.import_module("pynvml")
     except ImportError:
         raise ThermalError(
-            "the nvidia source needs NVML bindings: pip install 'fintrain[nvidia]' (nvidia-ml-py)"
+            f"the nvidia source needs the NVML bindings (nvidia-ml-py): {NVML_INSTALL}"
         ) from None
 
 
