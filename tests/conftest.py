@@ -76,6 +76,14 @@ def _clean_fintrain_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _no_dns_lookups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Yahoo's host resolves without a DNS query; a test of an offline machine makes it fail."""
+    from fintrain.data import sources
+
+    monkeypatch.setattr(sources, "resolve_host", lambda host: None)
+
+
 @pytest.fixture
 def spy_csv() -> Path:
     """The shared SPY file; the test skips when ../shared/data is absent."""

@@ -213,9 +213,31 @@ def test_fetch_yahoo_through_cli_with_fake(cli, monkeypatch):
     monkeypatch.setattr(sources, "sleep", lambda s: None)
     result = cli("data", "fetch", "NOPE")
     assert result.exit_code == 1
-    assert "Yahoo returned no data for NOPE" in result.stderr
+    assert "Yahoo Finance returned no data for NOPE" in result.stderr
     assert "fintrain data import" in result.stderr and "--source sample" in result.stderr
     assert not cli.data_dir.exists() or not any(cli.data_dir.rglob("*"))
+
+
+def test_the_main_job_offline_says_no_network_at_once_and_what_works(cli, monkeypatch):
+    """`fintrain train --tier a20 --budget 2m` on a machine whose DNS cannot resolve Yahoo."""
+    import socket
+
+    def unresolvable(host):
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    waited = []
+    monkeypatch.setattr(sources, "resolve_host", unresolvable)
+    monkeypatch.setattr(sources, "sleep", waited.append)
+    monkeypatch.setattr(sources, "yahoo_history", lambda *a: pytest.fail("asked Yahoo with no network"))
+    result = cli("train", "--tier", "a20", "--budget", "2m", "--no-live", env={"COLUMNS": "300"})
+    assert result.exit_code == 1
+    *before, line = result.stderr.strip().splitlines()
+    assert before == ["no raw data for SPY: fetching it from yahoo"], before
+    assert line.startswith("error: could not reach Yahoo Finance to fetch SPY: cannot resolve query2.finance.yahoo.com")
+    assert "`fintrain train --ticker MSFT --source sample`" in line
+    assert "`fintrain data import FILE --ticker SPY`" in line
+    assert waited == []
+    assert not cli.runs_dir.exists() or not any(cli.runs_dir.iterdir())
 
 
 def test_shared_spy_csv_imports(cli, spy_csv):

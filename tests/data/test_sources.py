@@ -1,6 +1,8 @@
 """The Yahoo source with yfinance's call replaced: recorded data, empty answers, rate limits."""
 
 import datetime as dt
+import logging
+import socket
 
 import pandas as pd
 import pytest
@@ -68,7 +70,8 @@ def test_network_failure_is_a_clear_error(monkeypatch, sleeps):
         raise ConnectionError("Failed to resolve host")
 
     monkeypatch.setattr(sources, "yahoo_history", offline)
-    with pytest.raises(SourceError, match="could not reach Yahoo for SPY.*data import"):
+    with pytest.raises(SourceError, match=r"could not reach Yahoo Finance to fetch SPY: Failed to resolve host "
+                                          r"\(gave up after 1 retries\).*data import FILE --ticker SPY"):
         sources.fetch_yahoo("SPY", retries=1, backoff_s=0)
 
 
@@ -97,9 +100,92 @@ def test_http_client_connection_errors_count_as_network(monkeypatch, sleeps):
         raise DNSError("curl: (6) Could not resolve host: query2.finance.yahoo.com")
 
     monkeypatch.setattr(sources, "yahoo_history", offline)
-    with pytest.raises(SourceError, match="could not reach Yahoo for SPY"):
+    with pytest.raises(SourceError, match="could not reach Yahoo Finance to fetch SPY"):
         sources.fetch_yahoo("SPY", retries=2, backoff_s=0.5)
     assert sleeps == [0.5, 1.0]
+
+
+def unresolvable(host):
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+def test_an_unresolvable_host_is_no_network_at_once_without_retries(monkeypatch, sleeps):
+    calls = []
+    monkeypatch.setattr(sources, "resolve_host", unresolvable)
+    monkeypatch.setattr(sources, "yahoo_history", lambda *args: calls.append(args))
+    with pytest.raises(SourceError) as raised:
+        sources.fetch_yahoo("SPY", retries=4, backoff_s=2)
+    message = str(raised.value)
+    assert message.startswith("could not reach Yahoo Finance to fetch SPY: cannot resolve query2.finance.yahoo.com")
+    assert "no network or no DNS" in message
+    assert "unknown" not in message and "delisted" not in message
+    # Suggestions that work offline: the sample has MSFT (not SPY), and a file import.
+    assert "`fintrain train --ticker MSFT --source sample`" in message
+    assert "`fintrain data import FILE --ticker SPY`" in message
+    assert calls == [] and sleeps == []
+
+
+def test_dns_failing_during_the_retries_stops_them(monkeypatch, sleeps, caplog):
+    answers = iter([ConnectionError("Connection reset"), ConnectionError("Could not resolve host")])
+    resolvable = iter([True, True])
+
+    def resolve(host):
+        if not next(resolvable, False):
+            unresolvable(host)
+
+    def flaky(ticker, start, end):
+        raise next(answers)
+
+    monkeypatch.setattr(sources, "resolve_host", resolve)
+    monkeypatch.setattr(sources, "yahoo_history", flaky)
+    with caplog.at_level(logging.WARNING), pytest.raises(SourceError, match="could not reach Yahoo Finance"):
+        sources.fetch_yahoo("SPY", retries=4, backoff_s=1)
+    assert sleeps == [1]
+    assert [r.getMessage()[-5:] for r in caplog.records] == ["(1/4)"]
+
+
+def test_an_empty_answer_when_dns_fails_is_no_network_not_an_unknown_ticker(monkeypatch, msft, sleeps):
+    """yfinance swallows the connection error and answers with an empty table."""
+    looked_up = []
+
+    def resolve(host):
+        looked_up.append(host)
+        if len(looked_up) > 1:
+            unresolvable(host)
+
+    monkeypatch.setattr(sources, "resolve_host", resolve)
+    monkeypatch.setattr(sources, "yahoo_history", lambda t, s, e: recorded_history(msft).head(0))
+    with pytest.raises(SourceError, match="could not reach Yahoo Finance to fetch MSFT: cannot resolve"):
+        sources.fetch_yahoo("MSFT", retries=4)
+    assert sleeps == []
+
+
+def test_an_empty_answer_with_the_network_up_names_the_ticker_and_what_works(monkeypatch, msft, sleeps):
+    monkeypatch.setattr(sources, "yahoo_history", lambda t, s, e: recorded_history(msft).head(0))
+    with pytest.raises(SourceError) as raised:
+        sources.fetch_yahoo("IBM", retries=4)
+    message = str(raised.value)
+    assert message.startswith("Yahoo Finance returned no data for IBM (an unknown or delisted ticker")
+    assert "`fintrain train --ticker IBM --source sample`" in message
+    assert sleeps == []
+
+
+def test_the_printed_retry_count_is_the_retries_done(monkeypatch, msft, sleeps, caplog):
+    """Network errors, then empty tables (yfinance swallowing the same errors): every retry is
+    taken and numbered against the real total."""
+    answers = iter([ConnectionError("reset"), ConnectionError("reset")])
+
+    def flaky(ticker, start, end):
+        answer = next(answers, None)
+        if answer is not None:
+            raise answer
+        return recorded_history(msft).head(0)
+
+    monkeypatch.setattr(sources, "yahoo_history", flaky)
+    with caplog.at_level(logging.WARNING), pytest.raises(SourceError, match="returned no data for SPY"):
+        sources.fetch_yahoo("SPY", retries=3, backoff_s=1)
+    assert [r.getMessage()[-5:] for r in caplog.records] == ["(1/3)", "(2/3)", "(3/3)"]
+    assert sleeps == [1, 2, 4]
 
 
 class RecordingTicker:

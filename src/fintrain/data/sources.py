@@ -1,14 +1,15 @@
 """Where daily OHLCV comes from: Yahoo Finance, the offline sample set, or a user's file.
 
 Each source returns a raw ``pl.DataFrame`` in its own column spelling; validation and storage
-are the same for all of them. The network sits behind ``yahoo_history`` and ``sleep`` so tests
-replace them and never touch the network.
+are the same for all of them. The network sits behind ``yahoo_history``, ``resolve_host`` and
+``sleep`` so tests replace them and never touch the network.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,18 @@ log = logging.getLogger(__name__)
 SAMPLE_TICKERS = ("AAPL", "GOOG", "IBM", "MSFT")
 
 sleep: Callable[[float], None] = time.sleep
+
+# The host yfinance asks for prices. A lookup that fails means no network (or no DNS): yfinance
+# would swallow the error and answer with an empty table, which reads as an unknown ticker.
+YAHOO_HOST = "query2.finance.yahoo.com"
+
+
+def resolve_host(host: str) -> None:
+    """Look ``host`` up in DNS; an OSError (``socket.gaierror``) when it cannot be resolved.
+
+    The seam tests replace: they never touch the network.
+    """
+    socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,25 @@ def pandas_to_polars(history: Any) -> pl.DataFrame:
     return pl.DataFrame(columns)
 
 
+def offline_hint(ticker: str) -> str:
+    """What works without Yahoo: the offline sample (a ticker it has) or a file of the user's."""
+    sample = ticker if ticker in SAMPLE_TICKERS else "MSFT"
+    return (
+        f"without Yahoo, train on the offline sample (`fintrain train --ticker {sample} --source sample`; "
+        f"it has {', '.join(SAMPLE_TICKERS)}) or import a file of daily prices "
+        f"(`fintrain data import FILE --ticker {ticker}`)"
+    )
+
+
+def yahoo_unresolvable() -> str | None:
+    """Why Yahoo's host cannot be looked up (no network, no DNS), or None when it can."""
+    try:
+        resolve_host(YAHOO_HOST)
+    except OSError as exc:  # socket.gaierror
+        return f"cannot resolve {YAHOO_HOST} ({exc.strerror or exc}): no network or no DNS"
+    return None
+
+
 def fetch_yahoo(
     ticker: str,
     start: dt.date | None = None,
@@ -85,37 +117,61 @@ def fetch_yahoo(
     retries: int = 4,
     backoff_s: float = 2.0,
 ) -> RawSeries:
-    """Download adjusted daily OHLCV from Yahoo, retrying rate limits with backoff."""
-    hint = f"try `fintrain data import FILE --ticker {ticker}` or `--source sample`"
+    """Download adjusted daily OHLCV from Yahoo, retrying rate limits and network errors with backoff.
+
+    yfinance swallows most network errors and answers with an empty table, so an empty answer, a
+    network error and the start are each checked against DNS: a host that cannot be resolved
+    ends the fetch at once ("could not reach Yahoo Finance"), without retries, and is never
+    reported as an unknown ticker.
+    """
+    hint = offline_hint(ticker)
+
+    def unreachable(why: str) -> SourceError:
+        return SourceError(f"could not reach Yahoo Finance to fetch {ticker}: {why}; {hint}")
+
+    if (why := yahoo_unresolvable()) is not None:
+        raise unreachable(why)
     wait = backoff_s
+    after_network_error = False
     for attempt in range(retries + 1):
         try:
             history = yahoo_history(ticker, start, end)
-            break
         except Exception as exc:  # yfinance raises many types; classify them below
-            transient = _is_rate_limit(exc) or _is_network(exc)
-            if transient and attempt < retries:
+            rate_limited, network = _is_rate_limit(exc), _is_network(exc)
+            if network and (why := yahoo_unresolvable()) is not None:
+                raise unreachable(why) from exc
+            if (rate_limited or network) and attempt < retries:
                 log.warning("Yahoo: %s; retrying in %.1f s (%d/%d)", exc, wait, attempt + 1, retries)
                 sleep(wait)
                 wait *= 2
+                after_network_error = network
                 continue
-            if _is_rate_limit(exc):
+            if rate_limited:
                 raise SourceError(
                     f"Yahoo is rate-limiting requests for {ticker} (gave up after {retries} "
                     f"retries); wait a few minutes, or {hint}"
                 ) from exc
-            if _is_network(exc):
-                raise SourceError(f"could not reach Yahoo for {ticker} ({exc}); {hint}") from exc
+            if network:
+                raise unreachable(f"{exc} (gave up after {retries} retries)") from exc
             if "missing" in type(exc).__name__.lower():  # YFTickerMissingError and friends
                 history = None
                 break
             raise SourceError(f"Yahoo failed for {ticker}: {exc}; {hint}") from exc
-    if history is None or len(history) == 0:
-        raise SourceError(
-            f"Yahoo returned no data for {ticker} (unknown or delisted ticker, or a blocked "
-            f"request); {hint}"
-        )
-    return RawSeries(frame=pandas_to_polars(history), source="yahoo", adjusted=True)
+        if history is not None and len(history) > 0:
+            return RawSeries(frame=pandas_to_polars(history), source="yahoo", adjusted=True)
+        if (why := yahoo_unresolvable()) is not None:
+            raise unreachable(why)
+        if not after_network_error or attempt == retries:
+            break
+        # An empty table right after network errors is most likely one more, swallowed by yfinance.
+        log.warning("Yahoo: an empty answer after a network error; retrying in %.1f s (%d/%d)",
+                    wait, attempt + 1, retries)
+        sleep(wait)
+        wait *= 2
+    raise SourceError(
+        f"Yahoo Finance returned no data for {ticker} (an unknown or delisted ticker, or a blocked "
+        f"request); check the symbol on finance.yahoo.com, or {hint}"
+    )
 
 
 def fetch_sample(ticker: str, start: dt.date | None = None, end: dt.date | None = None) -> RawSeries:
