@@ -38,13 +38,40 @@ def test_invalid_values_name_the_field(tmp_path):
 def test_unknown_field_and_missing_file(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text("[train]\nlearning_rate = 0.1\n")
-    with pytest.raises(ConfigError, match=r"config file .*bad\.toml: train\.learning_rate: unknown field"):
+    with pytest.raises(ConfigError, match=r"config file .*bad\.toml: train\.learning_rate: unknown field; did you mean lr\?$"):
         load_config(path, environ={})
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.toml", environ={})
     (tmp_path / "broken.toml").write_text("[train\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(tmp_path / "broken.toml", environ={})
+
+
+@pytest.mark.parametrize(
+    "toml, message",
+    [
+        ("[train]\nepoch = 3\n", "train.epoch: unknown field; did you mean epochs?"),
+        ("[train]\nbatchsize = 32\n", "train.batchsize: unknown field; did you mean batch_size?"),
+        ("[trian]\nlr = 0.1\n", "trian: unknown field; did you mean train?"),
+        ("[model]\nlayers = 2\n", "model.layers: unknown field; did you mean n_layers?"),
+        ("[train]\ncolour = 1\n", "train.colour: unknown field"),
+    ],
+)
+def test_an_unknown_key_gets_the_closest_field(tmp_path, toml, message):
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, environ={})
+    assert str(raised.value).endswith(f": {message}")
+
+
+def test_an_unknown_environment_variable_gets_the_closest_field():
+    with pytest.raises(ConfigError, match=r"train\.learning_rate: unknown field; did you mean lr\?"):
+        load_config(environ={"FINTRAIN_TRAIN__LEARNING_RATE": "0.1"})
+
+
+def test_budget_names_are_stored_in_one_case():
+    assert load_config(overrides={"model": {"budget": " 20M "}}, environ={}).model.budget == "20m"
 
 
 def test_cli_rejects_invalid_config_with_exit_2(cli, tmp_path, folder_snapshot):

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from fintrain.errors import ConfigError
+from fintrain.errors import ConfigError, did_you_mean
 
 ENV_PREFIX = "FINTRAIN_"
 # Environment variables of the workspace and the CLI, not configuration fields.
@@ -131,7 +131,7 @@ class SplitConfig(Section):
 class ModelChoice(Section):
     """Which PatchTST to train: a parameter budget, with optional architecture overrides."""
 
-    budget: str = Field("2m", min_length=1, description="Parameter budget preset: 2m, 20m, 200m.")
+    budget: str = Field("2m", min_length=1, description="Parameter budget: a preset (2m, 20m, 200m) or a size such as 300k; any case.")
     patch_len: int | None = Field(None, ge=1)
     stride: int | None = Field(None, ge=1)
     d_model: int | None = Field(None, ge=1)
@@ -144,6 +144,12 @@ class ModelChoice(Section):
     revin: bool | None = None
     residual_attention: bool | None = None
     compile: bool = Field(False, description="torch.compile the model (opt-in).")
+
+    @field_validator("budget")
+    @classmethod
+    def _lower(cls, v: str) -> str:
+        # Budget names are case-insensitive (2M is 2m); one spelling in run names and reports.
+        return v.strip().lower()
 
     def overrides(self) -> dict[str, Any]:
         """The architecture fields set here, to apply on top of the budget's preset."""
@@ -238,7 +244,7 @@ class TrainConfig(Section):
     @classmethod
     def _positive_batch(cls, v: int | str) -> int | str:
         if isinstance(v, int) and v < 1:
-            raise ValueError(f"must be a positive integer or 'auto', got {v}")
+            raise ValueError("must be a positive integer or 'auto'")
         return v
 
 
@@ -445,6 +451,24 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
 
 
+def field_spellings(loc: tuple[Any, ...]) -> dict[str, str]:
+    """The fields of the section at ``loc`` (``("train",)``; ``()`` for the sections), each under
+    its name and under each pair of words of its description, so that a key named by its meaning
+    finds it (``learning_rate`` -> ``lr``, "Peak learning rate")."""
+    model: type[BaseModel] = RunConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return {}
+        model = field.annotation
+    spellings = {name: name for name in model.model_fields}
+    for name, field in model.model_fields.items():
+        words = re.findall(r"[a-z]+", (field.description or "").lower())
+        for first, second in zip(words, words[1:]):
+            spellings.setdefault(f"{first}_{second}", name)
+    return spellings
+
+
 def describe_validation_error(exc: ValidationError, origin: str = "configuration") -> str:
     """One line naming each invalid field and why."""
     problems = []
@@ -452,9 +476,10 @@ def describe_validation_error(exc: ValidationError, origin: str = "configuration
         field = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown field"
+            msg = "unknown field" + did_you_mean(str(err["loc"][-1]), field_spellings(err["loc"][:-1]))
         value = err.get("input")
-        shown = "" if err["type"] in ("extra_forbidden", "missing") or isinstance(value, dict) else f" (got {value!r})"
+        said = err["type"] in ("extra_forbidden", "missing") or isinstance(value, dict) or "got " in msg
+        shown = "" if said else f" (got {value!r})"
         problems.append(f"{field}: {msg}{shown}")
     return f"invalid {origin}: " + "; ".join(problems)
 

@@ -13,7 +13,7 @@ from typing import Literal
 import psutil
 import torch
 
-from fintrain.errors import DeviceError
+from fintrain.errors import DeviceUnavailableError
 
 DeviceName = Literal["auto", "mps", "cuda", "cpu"]
 
@@ -44,7 +44,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     """The device to train on: ``auto`` prefers mps, then cuda, then cpu.
 
     Raises:
-        DeviceError: the requested device does not exist on this machine, with the reason.
+        DeviceUnavailableError: the requested device does not exist on this machine, with the reason.
     """
     if name == "auto":
         if mps_available():
@@ -61,16 +61,16 @@ def resolve_device(name: str = "auto") -> torch.device:
             if built
             else "this PyTorch build has no MPS support (MPS exists only on Apple-silicon Macs)"
         )
-        raise DeviceError(f"--device mps is not available: {why}; use --device auto or cpu")
+        raise DeviceUnavailableError(f"--device mps is not available: {why}; use --device auto or cpu")
     if name == "cuda" and not cuda_available():
         why = (
             "this PyTorch is a CPU-only build"
             if torch.version.cuda is None
             else "no NVIDIA GPU or driver was found"
         )
-        raise DeviceError(f"--device cuda is not available: {why}; use --device auto or cpu")
+        raise DeviceUnavailableError(f"--device cuda is not available: {why}; use --device auto or cpu")
     if name not in ("mps", "cuda", "cpu"):
-        raise DeviceError(f"unknown device {name!r}; use auto, mps, cuda or cpu")
+        raise DeviceUnavailableError(f"unknown device {name!r}; use auto, mps, cuda or cpu")
     return torch.device(name)
 
 

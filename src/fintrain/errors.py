@@ -1,5 +1,18 @@
 """Typed errors. The CLI turns each into one line on stderr and an exit code."""
 
+import difflib
+from collections.abc import Iterable, Mapping
+
+
+def did_you_mean(word: str, choices: Iterable[str] | Mapping[str, str], cutoff: float = 0.6) -> str:
+    """``"; did you mean lr?"`` for the choice closest to ``word``, or ``""`` when none is close.
+
+    ``choices`` may map spellings to what to suggest (``{"learning_rate": "lr"}``).
+    """
+    names = choices if isinstance(choices, Mapping) else {c: c for c in choices}
+    close = difflib.get_close_matches(word, list(names), n=1, cutoff=cutoff)
+    return f"; did you mean {names[close[0]]}?" if close else ""
+
 
 class FintrainError(Exception):
     """An error a user can act on; its message says what was wrong and what to do."""
@@ -46,7 +59,14 @@ class FeatureError(FintrainError):
 
 
 class DeviceError(FintrainError):
-    """A requested device is not available on this machine."""
+    """A device that cannot train this run (out of memory): exit code 1."""
+
+
+class DeviceUnavailableError(DeviceError):
+    """A requested device this machine does not have (``--device cuda`` without CUDA): bad
+    usage, exit code 2, as for any other invalid option."""
+
+    exit_code = 2
 
 
 class CheckpointError(FintrainError):

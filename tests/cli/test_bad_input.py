@@ -283,3 +283,12 @@ def test_config_that_names_a_folder_says_so(cli, tmp_path):
     result = cli("train", "--config", str(tmp_path))
     one_line_error(result, f"config file {tmp_path} is a folder, not a TOML file")
     assert result.exit_code == 2
+
+
+def test_resume_of_a_missing_folder_says_no_such_folder(cli, tmp_path):
+    result = cli("train", "--resume", str(tmp_path / "gone"))
+    one_line_error(result, f"--resume {tmp_path / 'gone'}: no such folder", "fintrain runs list")
+    assert result.exit_code == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    one_line_error(cli("train", "--resume", str(empty)), f"{empty} is not a fintrain run folder (no config.json)")

@@ -185,6 +185,12 @@ def test_dry_run_shows_the_shape_of_any_size(cli, tmp_path, tiny_toml):
         (["--tier", "z9"], "unknown tier 'z9'; known tiers: a20"),
         (["--task", "vibes"], "target.task"),
         (["--batch-size", "huge"], "--batch-size"),
+        (["--budget", "2 m"], "unknown model budget '2 m'; give a preset (2m, 20m, 200m) or a size as a number "
+                              "with k or m, such as 300k or 5m; did you mean 2m?"),
+        (["--budget", "300"], "did you mean 300k?"),
+        (["--budget", "2n"], "did you mean 2m?"),
+        (["--batch-size", "0"], "error: invalid configuration: train.batch_size: must be a positive integer or "
+                                "'auto' (got 0)\n"),
     ],
 )
 def test_bad_names_exit_2_before_any_work(cli, tiny_config, args, message):
@@ -194,10 +200,15 @@ def test_bad_names_exit_2_before_any_work(cli, tiny_config, args, message):
     assert not cli.data_dir.exists() and not cli.runs_dir.exists()
 
 
-def test_unavailable_device_is_a_clear_error(cli, tiny_config):
-    result = cli("train", "--config", str(tiny_config), "--device", "mps")
-    assert result.exit_code == 1
-    assert "--device mps is not available" in result.stderr
+@pytest.mark.parametrize("device", ["mps", "cuda"])
+def test_an_unavailable_device_is_bad_usage_before_any_work(cli, tiny_config, device):
+    if {"mps": torch.backends.mps.is_available, "cuda": torch.cuda.is_available}[device]():
+        pytest.skip(f"this machine has {device}")
+    result = cli("train", "--config", str(tiny_config), "--device", device)
+    assert result.exit_code == 2  # bad usage, as the README's exit codes say
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: --device {device} is not available: "), line
+    assert not cli.runs_dir.exists()
 
 
 def test_existing_run_name_refused_and_resume_options_checked(cli, tiny_config):
@@ -208,6 +219,8 @@ def test_existing_run_name_refused_and_resume_options_checked(cli, tiny_config):
     assert bad.exit_code == 2 and "--lr cannot be used with --resume" in bad.stderr
     done = cli("train", "--resume", str(cli.runs_dir / "x"))
     assert done.exit_code == 0 and "already finished" in done.stderr
+    by_name = cli("train", "--resume", "x")  # a run's name, as `runs list` shows it
+    assert by_name.exit_code == 0 and "already finished" in by_name.stderr
 
 
 def _run_lib_config(tiny_config: Path, **train):

@@ -167,7 +167,7 @@ def train(
     precision: Annotated[Optional[str], typer.Option(help="fp32 or bf16 (autocast) (default fp32).")] = None,
     run_name: Annotated[Optional[str], typer.Option(help="Run folder name (default time-ticker-tier-budget).")] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option(help="Save last.pt every N steps (and at each epoch end).")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this folder from its last.pt.")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this folder (or of this name in --runs-dir) from its last.pt.")] = None,
     no_live: Annotated[bool, typer.Option("--no-live", help="Plain lines instead of the live panel.")] = False,
     thermal_source: Annotated[Optional[str], typer.Option(help="auto, none, macos, linux, nvidia, command:CMD, replay:PATH?speed=N.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate, build the model, print the plan; do not train.")] = False,
@@ -198,6 +198,8 @@ def train(
     live = not no_live and not json_ and err_console.is_terminal and dist.is_main
     notify = _notify if dist.is_main else (lambda message: None)
     options = run_lib.RunOptions(live=live, console=err_console, notify=notify, dist=dist)
+    if resume is not None and not resume.exists() and (ws.runs_dir / resume).is_dir():
+        resume = ws.runs_dir / resume  # a run's name, as `fintrain runs list` shows it
     try:
         if resume is not None:
             given = {

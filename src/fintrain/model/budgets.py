@@ -42,7 +42,7 @@ from pydantic import ValidationError
 
 from fintrain.config import ModelConfig, RunConfig, describe_validation_error
 from fintrain.device import manual_seed_all
-from fintrain.errors import ConfigError
+from fintrain.errors import ConfigError, did_you_mean
 from fintrain.model.patchtst import PatchTST, count_parameters
 
 # Patches for daily data: 8 rows (about a trading week and a half) with 50% overlap. On the
@@ -94,6 +94,18 @@ _SIZE = re.compile(r"(\d+(?:\.\d+)?|\.\d+)([km])")
 _UNITS = {"k": 1_000, "m": 1_000_000}
 
 
+def _budget_suggestion(key: str) -> str:
+    """``"; did you mean 2m?"`` for a near-miss (``2 m``, ``2mb``, ``2 million``, ``300``, ``2n``), else ``""``."""
+    number = re.fullmatch(r"(\d+(?:\.\d+)?|\.\d+)\s*([a-z]*)", key)
+    if number is not None:
+        value, unit = number.groups()
+        units = [unit[0]] if unit[:1] in _UNITS else [] if unit else ["k", "m"]
+        sizes = [f"{value}{u}" for u in units if MIN_PARAMS <= float(value) * _UNITS[u] <= MAX_PARAMS]
+        if sizes:
+            return f"; did you mean {' or '.join(sizes)}?"
+    return did_you_mean(key, list(BUDGETS), cutoff=0.5)
+
+
 def size_name(nominal_params: int) -> str:
     """The canonical name of a size: ``m`` for whole millions, else ``k`` (1500000 -> 1500k)."""
     if nominal_params % 1_000_000 == 0:
@@ -143,8 +155,8 @@ def parse_budget(text: str) -> Budget:
     match = _SIZE.fullmatch(key)
     if match is None:
         raise ConfigError(
-            f"unknown model budget {text!r}; give a preset ({', '.join(BUDGETS)}) or a size as a "
-            "number with k or m, such as 300k or 5m"
+            f"unknown model budget {text!r}; give a preset ({', '.join(BUDGETS)}) or a size as a number "
+            f"with k or m, such as 300k or 5m{_budget_suggestion(key)}"
         )
     nominal = round(float(match.group(1)) * _UNITS[match.group(2)])
     if not MIN_PARAMS <= nominal <= MAX_PARAMS:

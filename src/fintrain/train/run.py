@@ -543,6 +543,8 @@ def _with(data: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
 def load_run_config(run_dir: Path, overrides: dict[str, Any]) -> RunConfig:
     """A run's config.json with the options ``--resume`` allows applied on top."""
     path = Path(run_dir) / "config.json"
+    if not Path(run_dir).exists():
+        raise ConfigError(f"--resume {run_dir}: no such folder; give a run folder (`fintrain runs list` shows them)")
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a fintrain run folder (no config.json)")
     try:
