@@ -61,6 +61,13 @@ def test_a_file_name_with_brackets_reaches_the_error_line_unchanged(cli, tmp_pat
         assert result.stderr.strip() == f"error: file not found: {tmp_path / name}"
 
 
+def test_a_folder_name_with_brackets_prints_as_written(tmp_path):
+    folder = tmp_path / "data [/x] [bold]"
+    result = CliRunner().invoke(app, ["--data-dir", str(folder), "data", "list"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert f"no data in {folder}; try" in result.stderr
+
+
 def test_a_usage_error_keeps_its_exit_code_through_the_printer(cli, monkeypatch):
     def fail(*args, **kwargs):
         raise ConfigError("bad [x] value")
