@@ -143,3 +143,47 @@ def test_show_prints_each_test_value_once_and_rates_as_percentages(cli):
     summary["test"]["loss"] = 0.52
     (run / "summary.json").write_text(json.dumps(summary))
     assert "0.5200" in cli("runs", "show", "r").stdout
+
+
+def _import_msft(cli, tmp_path) -> str:
+    """Imports 300 rows of MSFT as a CSV would come from a broker; returns the raw md5."""
+    import polars as pl
+    from bokeh_sampledata import stocks
+
+    d = stocks.MSFT
+    pl.DataFrame({k: d[k] for k in ("date", "open", "high", "low", "close", "volume")}).head(300).write_csv(
+        tmp_path / "msft_broker.csv")
+    assert cli("data", "import", str(tmp_path / "msft_broker.csv"), "--ticker", "MSFT").exit_code == 0
+    return json.loads(cli("data", "list", "--json").stdout)[0]["md5"]
+
+
+def test_show_says_where_the_data_came_from_not_the_configured_default(cli, tmp_path):
+    """A run on imported data whose configuration kept the default source (yahoo)."""
+    run = write_run(cli.runs_dir, "imported", ticker="SPY")
+    config = json.loads((run / "config.json").read_text())
+    config["data"]["source"] = "yahoo"
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "data.json").write_text(json.dumps({"raw": {"SPY": "a" * 32}, "features": {"SPY": "b" * 32},
+                                               "source": {"SPY": "import:SPY_daily_1993-2021.csv"}}))
+    result = cli("runs", "show", "imported", env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert 'source="import:SPY_daily_1993-2021.csv"' in result.stdout
+    assert 'source="yahoo"' not in result.stdout
+    document = json.loads(cli("runs", "show", "imported", "--json").stdout)
+    assert document["data_sources"] == {"SPY": "import:SPY_daily_1993-2021.csv"}
+    assert json.loads(cli("runs", "list", "--json").stdout)[0]["data_sources"] == {"SPY": "import:SPY_daily_1993-2021.csv"}
+
+
+def test_show_of_an_older_run_looks_its_data_up_in_the_manifest(cli, tmp_path):
+    md5 = _import_msft(cli, tmp_path)
+    run = write_run(cli.runs_dir, "older")
+    (run / "data.json").write_text(json.dumps({"raw": {"MSFT": md5}, "features": {"MSFT": "b" * 32}}))
+    out = cli("runs", "show", "older", env={"COLUMNS": "300"}).stdout
+    assert 'source="import:msft_broker.csv" (from the data folder\'s manifest)' in out
+    assert json.loads(cli("runs", "show", "older", "--json").stdout)["data_sources"] == {"MSFT": "import:msft_broker.csv"}
+
+
+def test_show_of_a_run_that_recorded_nothing_says_the_source_is_the_configured_one(cli):
+    write_run(cli.runs_dir, "oldest")
+    out = cli("runs", "show", "oldest", env={"COLUMNS": "300"}).stdout
+    assert 'source="sample" (configured; the run did not record where its data came from)' in out

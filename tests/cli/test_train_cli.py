@@ -91,7 +91,8 @@ def test_run_folder_files_and_schemas(cli, tiny_config):
     assert summary["data_md5"]["raw"] and summary["data_md5"]["features"]
     assert summary["skipped_steps"] == 0
     data = json.loads((run / "data.json").read_text())
-    assert data == {"raw": {"MSFT": summary["data_md5"]["raw"]}, "features": {"MSFT": summary["data_md5"]["features"]}}
+    assert data == {"raw": {"MSFT": summary["data_md5"]["raw"]}, "features": {"MSFT": summary["data_md5"]["features"]},
+                    "source": {"MSFT": "sample"}}
     assert summary["samples_per_s"] > 0 and summary["best_epoch"] in (1, 2)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     kinds = {r["kind"] for r in records}

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from fintrain.cli.common import FlagCommand, FlagGroup, out_console, print_json, table_console, workspace
 from fintrain.cli.train import print_verdicts
-from fintrain.experiments.runs import RunRecord, list_runs, read_run, resolve_run
+from fintrain.experiments.runs import RunRecord, data_sources, list_runs, read_run, resolve_run
 
 app = typer.Typer(
     cls=FlagGroup,
@@ -86,13 +86,24 @@ def _event_table(run: RunRecord) -> Table:
     return table
 
 
-def _config_table(config: dict[str, Any]) -> Table:
+def _source_text(sources: dict[str, str] | None, how: str, configured: Any) -> str:
+    """What the data section's ``source`` shows: the source of the data trained on, not the
+    configured default (``yahoo`` for a run on imported data said nothing true)."""
+    if sources is None:
+        return f"{json.dumps(configured)} (configured; the run did not record where its data came from)"
+    used = set(sources.values())
+    text = json.dumps(used.pop()) if len(used) == 1 else json.dumps(sources)
+    return text if how == "recorded" else f"{text} (from the data folder's manifest)"
+
+
+def _config_table(config: dict[str, Any], source: str) -> Table:
     table = Table(title="configuration", show_header=False)
     table.add_column("section", style="bold")
     table.add_column("values")
     for section, values in config.items():
         if isinstance(values, dict):
-            text = ", ".join(f"{k}={json.dumps(v)}" for k, v in values.items() if v is not None)
+            text = ", ".join(f"{k}={source if (section, k) == ('data', 'source') else json.dumps(v)}"
+                             for k, v in values.items() if v is not None)
         else:
             text = json.dumps(values)
         table.add_row(section, text)
@@ -114,9 +125,11 @@ def show(
       fintrain runs show demo-2m-seed0
       fintrain runs show runs/RUN-FOLDER --json
     """
-    record = read_run(resolve_run(run, runs_dir or workspace(ctx).runs_dir))
+    ws = workspace(ctx)
+    record = read_run(resolve_run(run, runs_dir or ws.runs_dir))
+    sources, how = data_sources(record, ws.data_dir)
     if json_:
-        print_json({**record.to_json(), "config": record.config, "summary": record.summary,
+        print_json({**record.to_json(), "data_sources": sources, "config": record.config, "summary": record.summary,
                     "events": [e.to_json() for e in record.events]})
         return
     out_console.print(
@@ -125,7 +138,7 @@ def show(
         + (f" · max {record.temp_max_c:.0f} °C" if record.temp_max_c is not None else ""),
         highlight=False, soft_wrap=True,
     )
-    out_console.print(_config_table(record.config))
+    out_console.print(_config_table(record.config, _source_text(sources, how, record.config.get("data", {}).get("source"))))
     if record.summary is not None:
         print_verdicts(record.summary)
     else:

@@ -16,7 +16,8 @@ from typing import Any
 
 import polars as pl
 
-from fintrain.errors import RunError
+from fintrain.data import raw_dataset, raw_manifest
+from fintrain.errors import FintrainError, RunError
 from fintrain.records import (
     EpochRecord,
     Event,
@@ -72,6 +73,9 @@ class RunRecord:
         seconds: training time, pauses excluded.
         temp_max_c: the hottest smoothed temperature seen, or None without a sensor.
         resumable: a ``last.pt`` exists to continue from.
+        data_sources: ticker -> where the raw data trained on came from (``yahoo``, ``sample``,
+            ``import:FILE``), as the run's ``data.json`` recorded it; None for runs made before
+            it did (see ``data_sources``).
     """
 
     name: str
@@ -92,6 +96,7 @@ class RunRecord:
     seconds: float | None
     temp_max_c: float | None
     resumable: bool
+    data_sources: dict[str, str] | None = None
     records: list[Record] = field(default_factory=list, repr=False, compare=False)
 
     @property
@@ -134,6 +139,7 @@ class RunRecord:
             "seconds": self.seconds,
             "temp_max_c": self.temp_max_c,
             "resumable": self.resumable,
+            "data_sources": self.data_sources,
         }
 
 
@@ -298,8 +304,39 @@ def read_run(run_dir: Path, now: float | None = None) -> RunRecord:
         seconds=seconds,
         temp_max_c=temp_max_c,
         resumable=(run_dir / LAST_CHECKPOINT).is_file(),
+        data_sources=_recorded_sources(run_dir),
         records=records,
     )
+
+
+def _recorded_sources(run_dir: Path) -> dict[str, str] | None:
+    sources = (_json_or_none(run_dir / RUN_DATA_FILE) or {}).get("source")
+    return {str(t): str(s) for t, s in sources.items()} if isinstance(sources, dict) and sources else None
+
+
+def data_sources(record: RunRecord, data_dir: Path) -> tuple[dict[str, str] | None, str]:
+    """Where a run's raw data came from, and how that is known.
+
+    Returns ``(ticker -> source, how)``: ``how`` is ``"recorded"`` (the run's ``data.json``),
+    ``"manifest"`` (older runs: the md5 they recorded, looked up in ``data_dir``'s raw manifest)
+    or ``"unknown"`` (neither; the mapping is None).
+    """
+    if record.data_sources is not None:
+        return record.data_sources, "recorded"
+    recorded = _json_or_none(record.path / RUN_DATA_FILE) or (record.summary or {}).get("data_md5") or {}
+    raw = recorded.get("raw") if isinstance(recorded, dict) else None
+    if isinstance(raw, str):  # a summary of one ticker
+        raw = {record.ticker: raw}
+    if not isinstance(raw, dict) or not raw:
+        return None, "unknown"
+    try:
+        manifest = raw_manifest(data_dir)
+        entries = {t: manifest.find(raw_dataset(t), md5) for t, md5 in raw.items()}
+    except FintrainError:
+        return None, "unknown"
+    if any(entry is None or "source" not in entry for entry in entries.values()):
+        return None, "unknown"
+    return {t: str(entry["source"]) for t, entry in entries.items()}, "manifest"
 
 
 def list_runs(runs_dir: Path, now: float | None = None) -> list[RunRecord]:

@@ -44,10 +44,12 @@ class Prepared:
         return list(self.raw_entries)
 
     def versions(self) -> dict[str, dict[str, str]]:
-        """The md5 of each ticker's raw and feature version, for the run's ``data.json``."""
+        """The md5 of each ticker's raw and feature version, and where the raw version came from
+        (its manifest ``source``: ``yahoo``, ``sample``, ``import:FILE``), for the run's ``data.json``."""
         return {
             "raw": {t: e["md5"] for t, e in self.raw_entries.items()},
             "features": {t: e["md5"] for t, e in self.feature_entries.items()},
+            "source": {t: str(e.get("source", "?")) for t, e in self.raw_entries.items()},
         }
 
     def data_md5(self) -> dict[str, Any]:
