@@ -259,3 +259,21 @@ def test_fetch_several_tickers_and_a_universe_file(cli, tmp_path):
     assert [e["dataset"] for e in listed] == [f"{t}.OHLCV.daily" for t in ("AAPL", "IBM", "GOOG", "MSFT")]
     dup = cli("data", "fetch", "IBM,ibm", "--source", "sample")
     assert dup.exit_code == 2 and "IBM listed more than once" in dup.stderr
+
+
+def test_fetch_without_a_ticker_says_which_it_fetches_and_help_shows_the_default(cli, monkeypatch):
+    import pandas as pd
+
+    frame = pl.DataFrame({k: stocks.MSFT[k] for k in ("date", "open", "high", "low", "close", "volume")}).head(300)
+    history = pd.DataFrame({c.title(): frame[c].to_list() for c in ("open", "high", "low", "close", "volume")},
+                           index=pd.DatetimeIndex(pd.to_datetime(frame["date"].to_list())))
+    asked = []
+    monkeypatch.setattr(sources, "yahoo_history", lambda t, s, e: asked.append(t) or history)
+    result = cli("data", "fetch")
+    assert result.exit_code == 0, result.output
+    assert asked == ["SPY"]
+    assert result.stderr.splitlines()[0] == "no TICKER given: using SPY (data.ticker, default SPY)"
+    text = " ".join(cli("data", "fetch", "--help", env={"COLUMNS": "200"}).stdout.split())
+    assert "[TICKER]" in text and "(default: SPY, or data.ticker of --config)" in text
+    named = cli("data", "fetch", "MSFT", "--source", "sample")
+    assert "no TICKER given" not in named.stderr

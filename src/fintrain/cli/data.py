@@ -42,6 +42,13 @@ def _report(entry: dict[str, Any]) -> None:
     )
 
 
+def say_default_tickers(ticker: Optional[str], universe: Optional[Path], tickers: list[str]) -> None:
+    """Name the tickers a command works on when neither TICKER nor --universe named them."""
+    if ticker is None and universe is None:
+        err_console.print(f"no TICKER given: using {','.join(tickers)} (data.ticker, default SPY)",
+                          style="dim", highlight=False, soft_wrap=True)
+
+
 def tickers_option(ticker: Optional[str], universe: Optional[Path]) -> Optional[str]:
     """TICKER or --universe FILE (not both) as one comma-separated string, or None."""
     if ticker and universe:
@@ -53,7 +60,9 @@ def tickers_option(ticker: Optional[str], universe: Optional[Path]) -> Optional[
 def fetch(
     ctx: typer.Context,
     ticker: Annotated[
-        Optional[str], typer.Argument(help="Ticker symbol, or several comma-separated: SPY,QQQ,IWM.")
+        Optional[str],
+        typer.Argument(metavar="TICKER", help="Ticker symbol, or several comma-separated: SPY,QQQ,IWM (default: SPY, or "
+                       "data.ticker of --config).", show_default=False),
     ] = None,
     universe: Annotated[
         Optional[Path], typer.Option(help="File with one ticker per line (instead of TICKER).")
@@ -82,6 +91,7 @@ def fetch(
         {"data": {"ticker": tickers_option(ticker, universe), "source": source,
                   "start": _parse_date(start, "--start"), "end": _parse_date(end, "--end")}},
     )
+    say_default_tickers(ticker, universe, cfg.data.tickers)
     for name in cfg.data.tickers:
         if cfg.data.source == "yahoo":
             with err_console.status(Text(f"downloading {name} from Yahoo Finance...")):
@@ -94,7 +104,7 @@ def fetch(
 @app.command("import", cls=FlagCommand)
 def import_(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="CSV or Parquet file from any vendor or broker.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="CSV or Parquet file from any vendor or broker.")],
     ticker: Annotated[str, typer.Option(help="Ticker to store the data as.")],
     adjusted: Annotated[
         bool, typer.Option("--adjusted", help="The file's prices are already adjusted.")
@@ -198,7 +208,7 @@ def verify(ctx: typer.Context) -> None:
 @app.command(cls=FlagCommand)
 def versions(
     ctx: typer.Context,
-    ticker: Annotated[str, typer.Argument(help="Ticker symbol.")],
+    ticker: Annotated[str, typer.Argument(metavar="TICKER", help="Ticker symbol.")],
     json_: Annotated[bool, typer.Option("--json", help="Print the versions as JSON.")] = False,
 ) -> None:
     """List every stored version of TICKER's raw data and features, and the runs that used each.

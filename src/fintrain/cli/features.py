@@ -20,7 +20,7 @@ from fintrain.cli.common import (
     styled,
     workspace,
 )
-from fintrain.cli.data import tickers_option
+from fintrain.cli.data import say_default_tickers, tickers_option
 
 app = typer.Typer(
     cls=FlagGroup,
@@ -34,7 +34,9 @@ app = typer.Typer(
 def build(
     ctx: typer.Context,
     ticker: Annotated[
-        str | None, typer.Argument(help="Ticker whose raw data to build from, or several: SPY,QQQ,IWM.")
+        str | None,
+        typer.Argument(metavar="TICKER", help="Ticker whose raw data to build from, or several: SPY,QQQ,IWM (default: SPY, "
+                       "or data.ticker of --config).", show_default=False),
     ] = None,
     universe: Annotated[Path | None, typer.Option(help="File with one ticker per line (instead of TICKER).")] = None,
     tier: Annotated[str | None, typer.Option(help="Feature tier (default a20).")] = None,
@@ -55,6 +57,7 @@ def build(
     """
     ws = workspace(ctx)
     cfg = run_config(config, {"data": {"ticker": tickers_option(ticker, universe)}, "features": {"tier": tier}})
+    say_default_tickers(ticker, universe, cfg.data.tickers)
     tickers = cfg.data.tickers
     with err_console.status(Text(f"building {cfg.features.tier} features for {len(tickers)} tickers...")):
         results = features_lib.ensure_features_many(
@@ -102,7 +105,7 @@ def _tier_rows() -> list[dict[str, Any]]:
 
 @app.command(cls=FlagCommand)
 def describe(
-    tier: Annotated[str | None, typer.Argument(help="A tier, e.g. a20; omit to list tiers.")] = None,
+    tier: Annotated[str | None, typer.Argument(metavar="TIER", help="A tier, e.g. a20; omit to list tiers.", show_default=False)] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Each feature of TIER: name, formula in words and warm-up rows; or the list of tiers.

@@ -68,7 +68,7 @@ def _measures_table(rows: dict[str, dict[str, tuple[float, float, int]]], title:
 
 def report(
     ctx: typer.Context,
-    runs: Annotated[Optional[list[str]], typer.Argument(help="Run names (in --runs-dir) or run folders.", show_default=False)] = None,
+    runs: Annotated[Optional[list[str]], typer.Argument(metavar="RUN", help="Run names (in --runs-dir) or run folders.", show_default=False)] = None,
     sweep: Annotated[Optional[str], typer.Option(help="Report every cell of this sweep (runs/<NAME>-<budget>-seed<k>).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder for the PNGs, report.md and report.json (default: <runs-dir>/reports/<sweep or time>).")] = None,
     no_plots: Annotated[bool, typer.Option("--no-plots", help="Write the table and report files only (no plots drawn).")] = False,

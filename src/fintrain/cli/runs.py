@@ -113,7 +113,7 @@ def _config_table(config: dict[str, Any], source: str) -> Table:
 @app.command("show", cls=FlagCommand)
 def show(
     ctx: typer.Context,
-    run: Annotated[str, typer.Argument(help="A run name (in --runs-dir) or a run folder.")],
+    run: Annotated[str, typer.Argument(metavar="RUN", help="A run name (in --runs-dir) or a run folder.")],
     runs_dir: RunsDir = None,
     json_: Annotated[bool, typer.Option("--json", help="Status, configuration, summary and events as JSON on stdout.")] = False,
 ) -> None:
