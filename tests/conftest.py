@@ -17,8 +17,16 @@ from fintrain.features import features_path
 from fintrain.records import TrainRecord
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# Real files too large for the repository live in a shared data folder: FINTRAIN_SHARED_DATA, else
+# shared/data beside the clone. Tests that need one skip without it, saying how to get it.
+SHARED_DATA = Path(os.environ.get("FINTRAIN_SHARED_DATA") or REPO.parent / "shared" / "data")
 SPY_CSV = SHARED_DATA / "SPY_daily_1993-2021.csv"
+
+
+def shared_file_missing(name: str) -> str:
+    """The skip reason of a test whose shared data file is absent: what is missing, how to get it."""
+    return (f"needs {name} from the shared data folder: set FINTRAIN_SHARED_DATA to the folder that "
+            "holds it, or put the folder at shared/data beside this clone")
 
 _spec = importlib.util.spec_from_file_location("strict_device", Path(__file__).parent / "strict_device.py")
 strict_device_module = importlib.util.module_from_spec(_spec)
@@ -86,9 +94,9 @@ def _no_dns_lookups(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def spy_csv() -> Path:
-    """The shared SPY file; the test skips when ../shared/data is absent."""
+    """The shared SPY file (daily OHLCV 1993-2021); the test skips, saying how to get it, without it."""
     if not SPY_CSV.is_file():
-        pytest.skip(f"{SPY_CSV} not present")
+        pytest.skip(shared_file_missing(SPY_CSV.name))
     return SPY_CSV
 
 

@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from fintrain.errors import ConfigError, did_you_mean
 
 ENV_PREFIX = "FINTRAIN_"
-# Environment variables of the workspace and the CLI, not configuration fields.
-RESERVED_ENV = {"DATA_DIR", "RUNS_DIR", "DEBUG", "CACHE_DIR"}
+# Environment variables of the workspace, the CLI and the tests (the shared data folder), not
+# configuration fields.
+RESERVED_ENV = {"DATA_DIR", "RUNS_DIR", "DEBUG", "CACHE_DIR", "SHARED_DATA"}
 # What a resumed run (`fintrain train --resume`, a sweep's later call) may change: where and how
 # long it trains, never what it learns from.
 RESUMABLE_FIELDS = ("thermal.source", "train.device", "train.max_steps", "train.epochs", "train.checkpoint_every")

@@ -24,8 +24,6 @@ from fintrain.features import (
     tiers,
 )
 
-SHARED_SPY = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "SPY_daily_1993-2021.csv"
-
 SYNTHETIC_ROWS = 875  # the `synthetic` fixture's height
 
 
@@ -88,10 +86,8 @@ def test_real_msft_data_gives_finite_features(tier: str, msft: pl.DataFrame) -> 
 
 
 @pytest.mark.parametrize("tier", sorted(TIERS))
-def test_shared_spy_file_gives_finite_features(tier: str) -> None:
-    if not SHARED_SPY.is_file():
-        pytest.skip(f"{SHARED_SPY} not present")
-    spy = pl.read_csv(SHARED_SPY, try_parse_dates=True).select(
+def test_shared_spy_file_gives_finite_features(tier: str, spy_csv: Path) -> None:
+    spy = pl.read_csv(spy_csv, try_parse_dates=True).select(
         pl.col("date").cast(pl.Date), *(pl.col(c).cast(pl.Float64) for c in ("open", "high", "low", "close", "volume"))
     )
     values = build_features(spy, tier).select(feature_names(tier))
