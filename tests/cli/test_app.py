@@ -143,3 +143,13 @@ def test_help_prose_wraps_at_the_terminal_not_at_the_docstring_line_breaks():
     assert any("when they are missing or stale. Ctrl-C saves a checkpoint" in line for line in text.splitlines())
     # The examples keep their lines.
     assert any(line.strip().startswith("fintrain train --resume runs/RUN-FOLDER") for line in text.splitlines())
+
+
+@pytest.mark.parametrize("path", [(), *COMMANDS], ids=lambda p: " ".join(p) or "fintrain")
+def test_examples_stay_indented_under_their_heading(path):
+    """Typer dedents the help after its first paragraph as one block: examples that were the only
+    paragraph there lost their indentation."""
+    lines = _help(*path).splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() == "Examples:":
+            assert lines[i + 1].startswith("   fintrain "), lines[i + 1]

@@ -49,7 +49,12 @@ app = typer.Typer(
     name="fintrain",
     cls=FintrainGroup,
     help="Train PatchTST transformers on daily market data, on a laptop, a CPU or an NVIDIA GPU.\n\n"
-    "Example: fintrain train --tier a20 --budget 2m",
+    "Each command's --help shows its options and examples.\n\n"
+    "Examples:\n"
+    "  fintrain train --tier a20 --budget 2m              # SPY from Yahoo Finance\n"
+    "  fintrain train --ticker MSFT --source sample       # offline\n"
+    "  fintrain data import SPY.csv --ticker SPY          # your own daily prices\n"
+    "  fintrain runs list",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",

@@ -136,6 +136,8 @@ def list_(
 ) -> None:
     """List the current manifest entries (raw and processed files).
 
+    One row per dataset's current version: rows, first and last date, source and md5.
+
     Examples:
       fintrain data list
       fintrain data list --json

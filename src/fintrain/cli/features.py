@@ -110,6 +110,8 @@ def describe(
 ) -> None:
     """Each feature of TIER: name, formula in words and warm-up rows; or the list of tiers.
 
+    Every feature is stationary: a ratio to close, a bounded oscillator or a z-score.
+
     Examples:
       fintrain features describe                # the tiers
       fintrain features describe a50            # each feature of a50

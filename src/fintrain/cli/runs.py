@@ -48,6 +48,9 @@ def list_(
 ) -> None:
     """A table of runs: status, data, budget, size, steps, metrics, time and hottest temperature.
 
+    A run is running, finished, stopped (thermal) or interrupted; the last two resume with
+    `fintrain train --resume RUN`.
+
     Examples:
       fintrain runs list
       fintrain runs list --json            # a JSON array, one object per run

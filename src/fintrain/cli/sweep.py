@@ -56,7 +56,7 @@ def _cells_table(result: sweep_lib.SweepResult) -> Table:
 
 def sweep(
     ctx: typer.Context,
-    name: Annotated[str, typer.Option(help="Sweep name; cells are runs/<name>-<budget>-seed<k>.")],
+    name: Annotated[str, typer.Option(help="Sweep name: each cell is the run folder NAME-BUDGET-seedK.")],
     budgets: Annotated[str, typer.Option(help="Comma-separated budgets, e.g. 2m,20m,200m.")] = "2m",
     seeds: Annotated[int, typer.Option(help="Seeds per budget (0..N-1).", min=1)] = 1,
     config: Annotated[Optional[Path], typer.Option(help="TOML file holding the shared run configuration.")] = None,
