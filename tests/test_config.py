@@ -110,3 +110,14 @@ def test_eval_section_defaults_and_select_on_per_task():
         load_config(overrides={"eval": {"bootstrap": 10}}, environ={})
     with pytest.raises(ConfigError, match=r"eval\.seed: unknown field"):
         load_config(overrides={"eval": {"seed": 1}}, environ={})
+
+
+def test_choices_are_accepted_in_any_case(cli):
+    cfg = load_config(overrides={"data": {"source": "Sample"}, "target": {"task": "Direction"},
+                                 "train": {"device": "CPU", "batch_size": "AUTO", "precision": "BF16"}}, environ={})
+    assert (cfg.data.source, cfg.target.task, cfg.train.device, cfg.train.batch_size, cfg.train.precision) == (
+        "sample", "direction", "cpu", "auto", "bf16")
+    with pytest.raises(ConfigError, match=r"data\.source: Input should be 'yahoo' or 'sample' \(got 'yahooo'\)"):
+        load_config(overrides={"data": {"source": "yahooo"}}, environ={})
+    result = cli("data", "fetch", "MSFT", "--source", "Sample")
+    assert result.exit_code == 0 and "source sample" in result.stderr

@@ -13,9 +13,9 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from fintrain.errors import ConfigError, did_you_mean
 
@@ -34,10 +34,26 @@ SELECTABLE_METRICS = {
 }
 
 
+def _choices(annotation: Any) -> tuple[str, ...]:
+    """The string values of the Literal in a field's annotation (``int | Literal["auto"]`` -> ``("auto",)``)."""
+    if get_origin(annotation) is Literal:
+        return tuple(v for v in get_args(annotation) if isinstance(v, str))
+    return tuple(c for arg in get_args(annotation) for c in _choices(arg))
+
+
 class Section(BaseModel):
-    """Base of every configuration model: frozen, unknown keys rejected."""
+    """Base of every configuration model: frozen, unknown keys rejected, choices in any case."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _choice_in_any_case(cls, value: Any, info: ValidationInfo) -> Any:
+        # `--source Sample`, `--device CPU`, `batch_size = "AUTO"`: the choices are lower-case words.
+        if not isinstance(value, str):
+            return value
+        lowered = value.strip().lower()
+        return lowered if lowered in _choices(cls.model_fields[info.field_name].annotation) else value
 
 
 class DataConfig(Section):
