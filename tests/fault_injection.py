@@ -8,8 +8,9 @@ number of steps is printed. The process exits with KILLED when it was killed.
 
 Actions:
     import DATA_DIR FILE TICKER      fintrain data import
-    fetch DATA_DIR TICKER            fintrain data fetch from Yahoo, through the network seam
-                                     (``sources.yahoo_history``) answering with recorded data
+    fetch DATA_DIR TICKER            fintrain data fetch from Yahoo, through the network seams
+                                     (``sources.yahoo_history`` answering with recorded data,
+                                     ``sources.resolve_host`` resolving without a DNS query)
     features DATA_DIR TICKER TIER    fintrain features build
     checkpoint FOLDER                save_checkpoint of last.pt, one step past the one there
 """
@@ -55,6 +56,7 @@ def run(action: str, args: list[str]) -> None:
         from fintrain.data import fetch, sources
 
         sources.yahoo_history = recorded_yahoo
+        sources.resolve_host = lambda host: None  # no DNS query either
         end = dt.date.fromisoformat(args[2]) if len(args) > 2 else None
         fetch(Path(args[0]), DataConfig(ticker=args[1], source="yahoo", end=end))
     elif action == "features":
