@@ -68,3 +68,16 @@ def test_date_blocks_resample_the_shared_test_windows() -> None:
     assert fit.method == "seeds and 10-day blocks of test dates"
     with pytest.raises(ValueError, match="dates"):
         scaling_fit("size", SIZES, losses, window_losses=windows)
+
+
+def test_a_fit_pinned_to_the_edge_of_the_alpha_range_says_so() -> None:
+    """The demo sweep's shape: the loss dips then rises, so the fit runs to α's bound."""
+    rng = np.random.default_rng(5)
+    means = np.asarray([0.453, 0.443, 0.454, 0.501])
+    fit = scaling_fit("size", SIZES[:4], _seed_losses(means, 3, 0.004, rng), resamples=200, seed=1)
+    assert fit.fitted
+    assert "the fit reaches the edge of α's search range (-2..2)" in fit.verdict
+    # A fit inside the range carries no such note (the known-α case above).
+    curve = power_law(np.asarray(SIZES) / SIZES[0], 0.6, 0.3, 0.25)
+    inside = scaling_fit("size", SIZES, _seed_losses(curve, 3, 0.004, rng), resamples=200, seed=1)
+    assert "edge of α's search range" not in inside.verdict

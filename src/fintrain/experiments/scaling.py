@@ -214,4 +214,7 @@ def scaling_fit(
         verdict = f"loss rises with {words}: α = {interval}"
     else:
         verdict = f"no detectable scaling: the interval for α includes 0 (α = {interval})"
+    if any(abs(v - bound) < 1e-3 for v in (alpha, low, high) for bound in ALPHA_BOUNDS):
+        verdict += (f"; the fit reaches the edge of α's search range ({ALPHA_BOUNDS[0]:g}..{ALPHA_BOUNDS[1]:g}): "
+                    "the mean losses do not follow E + A·x^-α, so read the values, not α")
     return ScalingFit(axis, xs, means, True, e, a, alpha, (low, high), ci, len(alphas), method, verdict, "")
