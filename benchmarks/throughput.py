@@ -4,11 +4,13 @@ One training step is forward, MSE loss, backward and an AdamW step. Each model g
 steps, then at least five timed repeats; the repeats of the two models alternate, so a change in
 the machine's load during the run hits both alike. The figure is the median samples/s.
 
-Two configurations:
+Three configurations:
 
 - ``etth1``: the ``forecast`` head against ``PatchTSTForPrediction`` (7 channels, context 336,
   horizon 96, patch 16, stride 8, d_model 16, 4 heads, 3 layers, d_ff 128, dropout 0.3,
-  batch 128);
+  batch 128), fintrain with residual attention on, as the ETTh1 accuracy run and the reference
+  train it (transformers has no residual attention); marked ``"residual_attention": true``;
+- ``etth1_no_residual``: the same with fintrain's residual attention off;
 - ``a20_2m``: the ``predict`` head against ``PatchTSTForRegression`` (``num_targets=1``, mean
   pooling) on fintrain's default data shape (20 channels, context 60) with the 2m budget's
   shape, batch 256.
@@ -61,7 +63,7 @@ def cases() -> list[Case]:
     etth1 = ModelConfig(
         context_len=336, patch_len=16, stride=8, d_model=16, n_heads=4, n_layers=3, d_ff=128,
         dropout=0.3, head_dropout=0.0, norm="batch", revin=True, revin_affine=False,
-        residual_attention=False, head="forecast", n_channels=7, horizon=96,
+        residual_attention=True, head="forecast", n_channels=7, horizon=96,
     )
     # Dropout sites matched: after the positional table, on the attention and feed-forward
     # residual branches, and inside the feed-forward block.
@@ -71,20 +73,30 @@ def cases() -> list[Case]:
     common = {"norm_type": "batchnorm", "pre_norm": False, "positional_encoding_type": "random",
               "share_embedding": True, "channel_attention": False, "use_cls_token": False,
               "loss": "mse", "do_mask_input": False}
+    etth1_hf = {"num_input_channels": 7, "context_length": 336, "prediction_length": 96,
+                "patch_length": 16, "patch_stride": 8, "num_hidden_layers": 3, "d_model": 16,
+                "num_attention_heads": 4, "ffn_dim": 128, "head_dropout": 0.0,
+                "pooling_type": None, "scaling": "std", **dropouts, **common}
+    etth1_differences = [
+        "fintrain pads the end (42 patches), transformers does not (41)",
+        "fintrain's RevIN undoes its scaling at the output; transformers' std scaler too",
+        "the reference drops the attention output twice (fintrain, as one dropout of "
+        "rate 1-(1-p)^2); transformers once",
+    ]
     return [
         Case(
-            "etth1", etth1, "PatchTSTForPrediction",
-            {"num_input_channels": 7, "context_length": 336, "prediction_length": 96,
-             "patch_length": 16, "patch_stride": 8, "num_hidden_layers": 3, "d_model": 16,
-             "num_attention_heads": 4, "ffn_dim": 128, "head_dropout": 0.0, "pooling_type": None,
-             "scaling": "std", **dropouts, **common},
-            batch_size=128,
+            "etth1", etth1, "PatchTSTForPrediction", etth1_hf, batch_size=128,
             differences=[
-                "fintrain pads the end (42 patches), transformers does not (41)",
-                "fintrain's RevIN undoes its scaling at the output; transformers' std scaler too",
-                "the reference drops the attention output twice (fintrain, as one dropout of "
-                "rate 1-(1-p)^2); transformers once",
+                "fintrain has the reference's residual attention on (as the ETTh1 accuracy run "
+                "and the paper's code); transformers has no residual attention",
+                *etth1_differences,
             ],
+        ),
+        Case(
+            "etth1_no_residual",
+            ModelConfig.model_validate({**etth1.model_dump(), "residual_attention": False}),
+            "PatchTSTForPrediction", etth1_hf, batch_size=128,
+            differences=["residual attention off in both", *etth1_differences],
         ),
         Case(
             "a20_2m", a20, "PatchTSTForRegression",
@@ -206,6 +218,7 @@ def run_case(case: Case, args: argparse.Namespace, peak: float) -> dict[str, Any
         "fintrain": round(rates["fintrain"], 1),
         "transformers": round(rates["transformers"], 1),
         "ratio": round(rates["fintrain"] / rates["transformers"], 3),
+        "residual_attention": case.fintrain.residual_attention,
         "batch_size": case.batch_size,
         "params": {"fintrain": count_parameters(ours), "transformers": count_parameters(theirs)},
         "flops_per_step": flops,
@@ -228,18 +241,20 @@ def log(message: str) -> None:
 
 def render(results: dict[str, Any]) -> str:
     """A readable side-by-side table."""
+    names = list(results["mfu"])
     lines = [f"training-step throughput, {torch.get_num_threads()} threads, "
              f"fp32 matmul peak {results['matmul_gflops']:.1f} GFLOP/s",
-             f"{'config':8s} {'fintrain':>12s} {'transformers':>13s} {'ratio':>7s} {'MFU':>7s}"
-             f"   (samples/s; median)"]
-    for name in ("etth1", "a20_2m"):
+             f"{'config':18s} {'residual':>8s} {'fintrain':>10s} {'transformers':>13s} "
+             f"{'ratio':>7s} {'MFU':>7s}   (samples/s; median)"]
+    for name in names:
         r = results[name]
-        lines.append(f"{name:8s} {r['fintrain']:12.1f} {r['transformers']:13.1f} "
+        lines.append(f"{name:18s} {'on' if r['residual_attention'] else 'off':>8s} "
+                     f"{r['fintrain']:10.1f} {r['transformers']:13.1f} "
                      f"{r['ratio']:6.2f}x {r['mfu']:7.1%}")
         if "fintrain_compiled" in r:
-            lines.append(f"{'':8s} compiled: {r['fintrain_compiled']:.1f} samples/s, "
+            lines.append(f"{'':18s} compiled: {r['fintrain_compiled']:.1f} samples/s, "
                          f"{r['compiled_ratio']:.2f}x eager, compile {r['compile_seconds']:.0f} s")
-    for name in ("etth1", "a20_2m"):
+    for name in names:
         r = results[name]
         lines.append(f"{name}: {r['transformers_class']}, parameters fintrain "
                      f"{r['params']['fintrain']:,} vs transformers {r['params']['transformers']:,}")
@@ -268,7 +283,7 @@ def main() -> None:
     results: dict[str, Any] = {}
     for case in cases():
         results[case.name] = run_case(case, args, peak)
-    results["mfu"] = {name: results[name]["mfu"] for name in ("etth1", "a20_2m")}
+    results["mfu"] = {case.name: results[case.name]["mfu"] for case in cases()}
     results["matmul_gflops"] = round(peak / 1e9, 1)
     results["threads"] = torch.get_num_threads()
     print(json.dumps(results) if args.json else render(results))
