@@ -23,7 +23,7 @@ import torch
 
 from fintrain import __version__
 from fintrain.config import RESUMABLE_FIELDS, ModelConfig, RunConfig, TrainConfig, check_run_name, validate_config
-from fintrain.device import device_label, free_memory, is_oom, manual_seed_all, resolve_device
+from fintrain.device import device_label, free_memory, is_oom, resolve_device
 from fintrain.evaluate import (
     MODEL,
     Assessment,
