@@ -341,6 +341,12 @@ class ProbeConfig(Section):
         "power", description="power: double until a size fails; binsearch: then bisect the gap."
     )
     steps: int = Field(3, ge=1, le=100, description="Timed training steps per size (after a warm-up).")
+    plateau: int = Field(
+        2, ge=0, le=20, description="Stop doubling once this many sizes in a row each fail to beat "
+        "the fastest so far by 5% samples/s: past the point where a batch fills the device, a "
+        "larger one trains no faster and every trial of it costs twice the last; 0: double until "
+        "a size fails or max_batch."
+    )
     memory_fraction: float = Field(
         0.8, gt=0, le=1, description="A size whose peak memory exceeds this share of the device's "
         "memory does not fit, even without an out-of-memory error."

@@ -80,6 +80,7 @@ def test_json_document_alone_on_stdout(workspace, cache):
     fastest = max(finalists.values(), key=lambda f: f["samples_per_s"])["batch_size"]
     assert doc["recommended"] == fastest
     assert doc["largest_fit"] == 32
+    assert doc["stopped_on_plateau"] is False  # 32 is --max-batch: nothing was left to try
     assert "re-timed against" in doc["reason"]
     assert isinstance(doc["reason"], str) and doc["memory_budget_bytes"] > 0
     # Progress and the cache note went to stderr.
@@ -164,6 +165,7 @@ def test_memory_cap_below_the_smallest_size_fails_with_one_line(workspace, cache
         (["--memory-fraction", "1.5"], 2, "probe.memory_fraction"),
         (["--finalists", "0"], 2, "probe.finalists"),
         (["--retime-rounds", "11"], 2, "probe.retime_rounds"),
+        (["--plateau", "-1"], 2, "probe.plateau"),
         (["--budget", "7b"], 2, "unknown model budget '7b'"),
     ],
 )

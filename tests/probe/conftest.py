@@ -41,6 +41,9 @@ class FakeDevice:
     """Builds steps that cost ``seconds(B)`` on the clock and use ``base + B * per_sample``
     bytes while they run, and raise ``error(B)`` when the batch is too large.
 
+    The default step time, 0.5 s + 10 ms a sample, is a GPU's: samples/s rises with every
+    doubling, by more than the probe's plateau margin up to 512 (it flattens past 1,024).
+
     Attributes:
         built: batch sizes a step was built for, in order (one per trial = fresh model).
         calls: steps run per batch size (warm-up included).
@@ -52,7 +55,7 @@ class FakeDevice:
         *,
         fails_above: int | None = None,
         error: Callable[[int], BaseException] | None = None,
-        seconds: Callable[[int], float] = lambda b: 0.01 * b,
+        seconds: Callable[[int], float] = lambda b: 0.5 + 0.01 * b,
         base_bytes: int = 100 * MIB,
         bytes_per_sample: int = 1 * MIB,
         fail_on_build: bool = False,

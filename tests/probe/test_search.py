@@ -133,7 +133,8 @@ def test_memory_is_released_after_the_except_block(oom_errors, probe_cfg, clock)
         seen.append((sys.exc_info()[0], models[-1]() is None))
 
     meter = SampledMeter(lambda: 0, lambda: None)
-    result = search_batch_size(make_step, meter, probe_cfg(), device="fake", clock=clock,
+    # The clock never moves here, so no size is faster than another: no plateau stop either.
+    result = search_batch_size(make_step, meter, probe_cfg(plateau=0), device="fake", clock=clock,
                                release=release)
     assert result.largest_fit == 16
     # One release per trial; each outside any except block, with the trial's model gone.
@@ -213,8 +214,8 @@ def test_each_trial_builds_a_fresh_model_and_runs_warmup_plus_steps(fake_device,
 
 def test_each_retiming_visit_is_a_fresh_model_with_warmup_and_one_step(fake_device, probe_cfg, clock):
     # Every size runs at 100 samples/s: the finalists are the three smallest (ties: smaller).
-    device = fake_device()
-    result = run(device, probe_cfg(max_batch=64, steps=5), clock)
+    device = fake_device(seconds=lambda b: 0.01 * b)
+    result = run(device, probe_cfg(max_batch=64, steps=5, plateau=0), clock)
     assert device.built == [8, 16, 32, 64] + [8, 16, 32] + [32, 16, 8]
     assert device.calls == {8: 6 + 2 * 2, 16: 6 + 2 * 2, 32: 6 + 2 * 2, 64: 6}
     assert result.retiming.order == ((8, 16, 32), (32, 16, 8))
@@ -281,7 +282,7 @@ def test_progress_callbacks_see_every_trial_in_order(oom_errors, fake_device, pr
 
 
 def test_json_document_has_the_documented_fields(fake_device, probe_cfg, clock):
-    result = run(fake_device(), probe_cfg(max_batch=16), clock, budget=GIB)
+    result = run(fake_device(seconds=lambda b: 0.01 * b), probe_cfg(max_batch=16), clock, budget=GIB)
     doc = result.to_json()
     assert {"device", "recommended", "largest_fit", "trials"} <= set(doc)
     assert doc["device"] == "fake"
@@ -409,3 +410,46 @@ def test_retiming_settings_are_validated(probe_cfg):
     for bad in ({"finalists": 0}, {"finalists": 9}, {"retime_rounds": 0}, {"retime_rounds": 11}):
         with pytest.raises(ValidationError, match=next(iter(bad))):
             probe_cfg(**bad)
+
+
+CPU_RATES = {8: 50.0, 16: 80.0, 32: 94.0, 64: 96.0, 128: 97.0}
+
+
+def cpu_like(b):
+    """A CPU's step time: samples/s rises up to 32, then stays flat (within 5%) however large
+    the batch, the way a 2m model's does on two cores."""
+    return b / CPU_RATES.get(b, 97.5)
+
+
+def test_doubling_stops_once_two_sizes_in_a_row_are_no_faster(fake_device, probe_cfg, clock):
+    device = fake_device(seconds=cpu_like)
+    result = run(device, probe_cfg(max_batch=4096), clock)
+    # 32 is the last size 5% faster than all before it; 64 and 128 are not: no 256 and up.
+    assert [t.batch_size for t in result.trials] == [8, 16, 32, 64, 128]
+    assert result.plateau == 128 and result.to_json()["stopped_on_plateau"] is True
+    assert result.largest_fit == 128
+    assert "128 is the largest tried: the last 2 sizes were not 5% faster" in result.reason
+    assert "--plateau 0" in result.reason
+    assert max(device.built) == 128
+
+
+def test_plateau_counts_sizes_in_a_row_and_zero_switches_it_off(fake_device, probe_cfg, clock):
+    # 16 is flat, 32 is 10% faster again, then flat: with plateau 2 one flat size is not enough.
+    rates = {8: 100.0, 16: 101.0, 32: 111.0, 64: 112.0, 128: 113.0, 256: 114.0}
+    device = fake_device(seconds=lambda b: b / rates.get(b, 114.0))
+    assert [t.batch_size for t in run(device, probe_cfg(max_batch=256), clock).trials] == [
+        8, 16, 32, 64, 128]
+    once = run(fake_device(seconds=lambda b: b / rates.get(b, 114.0)),
+               probe_cfg(max_batch=256, plateau=1), clock)
+    assert [t.batch_size for t in once.trials] == [8, 16]
+    full = run(fake_device(seconds=lambda b: b / rates.get(b, 114.0)),
+               probe_cfg(max_batch=256, plateau=0), clock)
+    assert [t.batch_size for t in full.trials] == [8, 16, 32, 64, 128, 256]
+    assert full.plateau is None and full.to_json()["stopped_on_plateau"] is False
+    assert "max_batch is 256" in full.reason
+
+
+def test_a_plateau_at_the_last_size_is_not_a_plateau_stop(fake_device, probe_cfg, clock):
+    result = run(fake_device(seconds=cpu_like), probe_cfg(max_batch=128), clock)
+    assert [t.batch_size for t in result.trials] == [8, 16, 32, 64, 128]
+    assert result.plateau is None and "max_batch is 128" in result.reason

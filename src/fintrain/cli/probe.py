@@ -81,6 +81,7 @@ def probe_batch(
     search: Annotated[str | None, typer.Option(help="power (doubling) or binsearch (then bisect); default power.")] = None,
     steps: Annotated[int | None, typer.Option(help="Timed training steps per size, after one warm-up (default 3).")] = None,
     memory_fraction: Annotated[float | None, typer.Option(help="A size whose peak exceeds this share of the device's memory does not fit (default 0.8).")] = None,
+    plateau: Annotated[int | None, typer.Option(help="Stop doubling after this many sizes in a row each no more than 5% faster than the fastest before them; 0: try every size up to --max-batch (default 2).")] = None,
     finalists: Annotated[int | None, typer.Option(help="Fastest sizes timed again after the search, interleaved; 1: no re-timing (default 3).")] = None,
     retime_rounds: Annotated[int | None, typer.Option(help="Rounds of the re-timing, order reversed every round (default 2).")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
@@ -91,7 +92,8 @@ def probe_batch(
     missing), then times a fresh model and optimizer at batch sizes doubling from --min-batch
     until --max-batch, the training set's size, an out-of-memory error or the memory cap
     (--memory-fraction of the GPU's memory, of MPS's recommended maximum, or of the machine's
-    available memory on CPU). The --finalists fastest sizes are then timed again in
+    available memory on CPU), or until --plateau sizes in a row train no faster (on a CPU the
+    speed stops rising long before memory runs out). The --finalists fastest sizes are then timed again in
     --retime-rounds interleaved rounds (A B C, C B A), so a burst of other load during one
     size's trial cannot decide the pick. The pick is cached for `fintrain train --batch-size auto`
     with the same device, model and --precision (a bf16 probe is not used for an fp32 run).
@@ -114,7 +116,8 @@ def probe_batch(
             "split": {"context_len": context_len},
             "train": {"device": device, "precision": precision},
             "probe": {"min_batch": min_batch, "max_batch": max_batch, "search": search,
-                      "steps": steps, "memory_fraction": memory_fraction, "finalists": finalists,
+                      "steps": steps, "plateau": plateau, "memory_fraction": memory_fraction,
+                      "finalists": finalists,
                       "retime_rounds": retime_rounds},
         },
     )
@@ -167,7 +170,8 @@ def probe_batch(
                          "--memory-fraction")
     if not json_:
         out_console.print(Text.assemble("recommended batch size: ", (str(result.recommended), "bold"),
-                                        f"  largest that fits: {result.largest_fit}"), highlight=False)
+                                        f"  largest {'tried' if result.plateau else 'that fits'}: "
+                                        f"{result.largest_fit}"), highlight=False)
         out_console.print(result.reason, highlight=False, soft_wrap=True)
         if result.memory_cap_bytes is not None:
             out_console.print(

@@ -38,6 +38,11 @@ BISECT_RESOLUTION = 16
 # search spends 1 + steps step-times on every size, and sizes double).
 RETIME_STEPS = 1
 
+# A size "beats" the fastest so far when its samples/s is at least this much higher. The issue's
+# yardstick for a pick is 5% of the best size; a gain below that is within the noise of a
+# 3-step trial on a shared CPU, and doubling past it costs twice the last trial's time.
+PLATEAU_GAIN = 0.05
+
 
 class MemoryMeter(Protocol):
     """Reads a device's memory for the probe: its budget and each trial's peak."""
@@ -179,6 +184,8 @@ class ProbeResult:
         memory_cap_bytes: ``memory_fraction`` x budget (None: no cap).
         retiming: the finalists timed again after the search (None: fewer than two sizes fit,
             or ``finalists`` is 1).
+        plateau: the size after which the doubling stopped because ``cfg.plateau`` sizes in a
+            row trained no faster (None: it stopped on a failure or a limit).
     """
 
     device: str
@@ -189,6 +196,7 @@ class ProbeResult:
     memory_budget_bytes: int | None = None
     memory_cap_bytes: int | None = None
     retiming: Retiming | None = None
+    plateau: int | None = None
 
     def to_json(self) -> dict[str, object]:
         """The ``fintrain probe-batch --json`` document."""
@@ -196,6 +204,7 @@ class ProbeResult:
             "device": self.device,
             "recommended": self.recommended,
             "largest_fit": self.largest_fit,
+            "stopped_on_plateau": self.plateau is not None,
             "reason": self.reason,
             "memory_budget_bytes": self.memory_budget_bytes,
             "memory_cap_bytes": self.memory_cap_bytes,
@@ -281,7 +290,9 @@ def search_batch_size(
 
     Sizes double from ``cfg.min_batch`` up to ``cfg.max_batch`` or ``n_train`` (whichever is
     smaller), stopping at the first that runs out of memory or whose peak exceeds
-    ``cfg.memory_fraction`` of the meter's budget. With ``cfg.search == "binsearch"`` the gap
+    ``cfg.memory_fraction`` of the meter's budget, or once ``cfg.plateau`` sizes in a row each
+    failed to beat the fastest so far by ``PLATEAU_GAIN`` (a CPU's throughput flattens long
+    before its memory runs out). With ``cfg.search == "binsearch"`` the gap
     between the last size that fit and the first that did not is then bisected. Then the
     ``cfg.finalists`` fastest sizes that fit are timed again (see ``retime``) and the pick is
     the fastest by the median of all their step times.
@@ -349,10 +360,21 @@ def search_batch_size(
         return trial
 
     first_failure: Trial | None = None
+    plateau: int | None = None
+    fastest, stale = 0.0, 0
     for size in doubling_sizes(cfg.min_batch, limit):
         trial = attempt(size)
         if not trial.fits:
             first_failure = trial
+            break
+        rate = trial.samples_per_s or 0.0
+        if rate > fastest * (1 + PLATEAU_GAIN):
+            stale = 0
+        else:
+            stale += 1
+        fastest = max(fastest, rate)
+        if cfg.plateau and stale >= cfg.plateau and size < limit:
+            plateau = size
             break
 
     fitting = [t.batch_size for t in trials if t.fits]
@@ -372,7 +394,7 @@ def search_batch_size(
 
     retiming = retime(trials, cfg, measure, clock, on_retime)
     return choose(trials, device=device, cfg=cfg, limit=limit, n_train=n_train,
-                  budget=budget, cap=cap, retiming=retiming)
+                  budget=budget, cap=cap, retiming=retiming, plateau=plateau)
 
 
 def _throughput(batch_size: int, times: tuple[float, ...]) -> float | None:
@@ -470,9 +492,11 @@ def choose(
     budget: int | None,
     cap: int | None,
     retiming: Retiming | None = None,
+    plateau: int | None = None,
 ) -> ProbeResult:
     """The recommendation (highest samples/s among fitting sizes, as re-timed when they were)
-    and the largest fit, with why."""
+    and the largest fit, with why (``plateau``: the size the doubling stopped at because
+    larger sizes trained no faster)."""
     dropped = {f.batch_size: f for f in retiming.dropped()} if retiming is not None else {}
     fitting = [t for t in trials if t.fits and t.batch_size not in dropped]
     failures = sorted((t for t in trials if not t.fits), key=lambda t: t.batch_size)
@@ -499,6 +523,10 @@ def choose(
     above = [t for t in failures if t.batch_size > largest]
     if above:
         stop = f"{largest} is the largest that fits: {_failure_text(above[0], cfg, cap)}"
+    elif plateau is not None:
+        stop = (f"{largest} is the largest tried: the last {cfg.plateau} sizes were not "
+                f"{PLATEAU_GAIN:.0%} faster than the fastest before them, so larger ones were not "
+                "tried (--plateau 0 tries every size up to --max-batch)")
     elif n_train is not None and limit == n_train and n_train < cfg.max_batch:
         stop = f"{largest} is the largest tried: the training set has only {n_train:,} samples"
     else:
@@ -523,7 +551,7 @@ def choose(
         parts.append(_dropped_text(list(dropped.values())))
     parts.append(stop)
     return ProbeResult(device, tuple(trials), best.batch_size, largest, "; ".join(parts),
-                       budget, cap, retiming)
+                       budget, cap, retiming, plateau)
 
 
 def _sizes_text(sizes: list[int]) -> str:
