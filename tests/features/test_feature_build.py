@@ -99,11 +99,12 @@ def test_a_lazy_frame_builds_the_same_as_an_eager_one(synthetic: pl.DataFrame) -
 
 
 def test_many_tickers_in_one_frame_equal_separate_builds(make_ohlcv) -> None:
+    # Not in alphabetical order: the build's per-ticker groups must follow the frame's order.
     parts = {
-        "AAA": make_ohlcv(700, seed=1),
+        "ZZZ": make_ohlcv(700, seed=1),
         # A much higher price level: a window leaking across tickers would show.
-        "BBB": make_ohlcv(650, seed=2).with_columns(pl.col("open", "high", "low", "close") * 40),
-        "CCC": make_ohlcv(800, seed=4),
+        "AAA": make_ohlcv(650, seed=2).with_columns(pl.col("open", "high", "low", "close") * 40),
+        "MMM": make_ohlcv(800, seed=4),
     }
     universe = pl.concat(
         [p.with_columns(ticker=pl.lit(t)) for t, p in parts.items()]

@@ -1,9 +1,10 @@
 """Indicator building blocks: each takes and returns a ``pl.Expr``, one price series at a time.
 
-These are the textbook formulas, without normalisation; ``fintrain.features.tiers`` turns them
-into stationary features (ratios to close, bounded oscillators, z-scores). Nothing here groups
-by ticker: the builder wraps each finished feature in ``.over("ticker")`` when the frame holds
-several tickers, so a rolling window never reaches across two of them.
+These are the textbook formulas, without normalisation; ``fintrain.features.tiers`` chains them
+into helper columns and turns those into stationary features (ratios to close, bounded
+oscillators, z-scores). Nothing here groups by ticker: the builder restarts each recursive helper
+column (an EWM, a cumulative sum) at every ticker of a frame of several, and nulls the first rows
+of each ticker in a column that looks back (a diff, a shift), so no value reaches across two.
 
 Smoothing conventions (those of TA-Lib and most charting tools, except the seed):
 EMA(n) is ``ewm_mean(span=n, adjust=False)``; Wilder's smoothing (RSI, ATR, ADX) is
@@ -59,21 +60,13 @@ def wilder(x: pl.Expr, n: int) -> pl.Expr:
     return x.ewm_mean(alpha=1.0 / n, adjust=False)
 
 
-def rsi_columns(n: int) -> tuple[pl.Expr, ...]:
-    """Helper columns ``_gain_n``, ``_loss_n`` and ``_rsi_n``: Wilder's RSI of close, 0..100.
+def rsi(gain: pl.Expr, loss: pl.Expr) -> pl.Expr:
+    """RSI from Wilder-smoothed gain and loss, 0..100.
 
     RSI = 100 gain / (gain + loss), the same as 100 - 100 / (1 + gain / loss) without dividing
     by a zero loss in an unbroken rise; 50 where the series did not move at all.
     """
-    change = close.diff()
-    gain, loss = pl.col(f"_gain_{n}"), pl.col(f"_loss_{n}")
-    return (
-        wilder(change.clip(lower_bound=0.0), n).alias(f"_gain_{n}"),
-        wilder((-change).clip(lower_bound=0.0), n).alias(f"_loss_{n}"),
-        safe_div(100.0 * gain, gain + loss, 50.0).alias(f"_rsi_{n}"),
-    )
-
-
+    return safe_div(100.0 * gain, gain + loss, 50.0)
 
 
 def true_range() -> pl.Expr:
@@ -86,41 +79,27 @@ def true_range() -> pl.Expr:
     )
 
 
-def atr_column(n: int) -> pl.Expr:
-    """Helper ``_atr_n``: Wilder's average true range, in price units.
-
-    The true range stays inside this expression (not a helper of its own) so that, over a frame
-    of several tickers, its ``shift`` runs per ticker together with the smoothing.
-    """
-    return wilder(true_range(), n).alias(f"_atr_{n}")
-
-
-def adx_columns(n: int) -> tuple[pl.Expr, ...]:
-    """Helper columns ending in ``_adx_n``, Wilder's average directional index, 0..100.
-
-    Needs ``_atr_n``.
-    """
+def directional_movement() -> tuple[pl.Expr, pl.Expr]:
+    """Wilder's +DM and -DM: the day's up move of the high or down move of the low, whichever
+    is larger and positive (else 0); null on the first row (no previous bar), so a smoothing of
+    them starts where moves exist."""
     up = high.diff()
     down = -low.diff()
-    # Null on the first row (no previous bar), so the smoothing starts where moves exist.
     plus_dm = pl.when(up.is_null()).then(None).when((up > down) & (up > 0)).then(up).otherwise(0.0)
     minus_dm = (
         pl.when(up.is_null()).then(None).when((down > up) & (down > 0)).then(down).otherwise(0.0)
     )
-    atr_n = pl.col(f"_atr_{n}")
-    plus_di, minus_di = pl.col(f"_plus_di_{n}"), pl.col(f"_minus_di_{n}")
-    return (
-        safe_div(100.0 * wilder(plus_dm, n), atr_n, 0.0).alias(f"_plus_di_{n}"),
-        safe_div(100.0 * wilder(minus_dm, n), atr_n, 0.0).alias(f"_minus_di_{n}"),
-        wilder(safe_div(100.0 * (plus_di - minus_di).abs(), plus_di + minus_di, 0.0), n).alias(
-            f"_adx_{n}"
-        ),
-    )
+    return plus_dm, minus_dm
 
 
-def macd_line(fast: int = 12, slow: int = 26) -> pl.Expr:
-    """EMA(fast) - EMA(slow) of close, in price units."""
-    return ema(close, fast) - ema(close, slow)
+def directional_index(smoothed_dm: pl.Expr, atr: pl.Expr) -> pl.Expr:
+    """+DI or -DI: 100 x Wilder-smoothed DM / ATR (0 where the ATR is 0)."""
+    return safe_div(100.0 * smoothed_dm, atr, 0.0)
+
+
+def directional_spread(plus_di: pl.Expr, minus_di: pl.Expr) -> pl.Expr:
+    """DX, what ADX smooths: 100 |+DI - -DI| / (+DI + -DI), 0 when both are 0."""
+    return safe_div(100.0 * (plus_di - minus_di).abs(), plus_di + minus_di, 0.0)
 
 
 def obv_change() -> pl.Expr:

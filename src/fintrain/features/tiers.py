@@ -24,7 +24,8 @@ from fintrain.features import indicators as ind
 from fintrain.features.indicators import close, high, low, open_, volume
 
 # Bump when the build itself changes (warm-up rule, weekly join), so every tier hash changes.
-BUILD_VERSION = 1
+# 2: recursive helpers split into a smoothing and what it smooths; look-back rows nulled per ticker.
+BUILD_VERSION = 2
 DAYS_PER_WEEK = 5
 ANNUAL_DAYS = 252
 
@@ -35,11 +36,20 @@ class Helper:
 
     ``recursive`` says the expression carries state from row to row (an EWM, a cumulative
     sum): over a frame of several tickers it must restart at each ticker (``.over``). Every other
-    expression looks back a finite number of rows, fewer than the tier's warm-up.
+    expression looks back a finite number of rows, fewer than the tier's warm-up. A recursive
+    helper is kept to the smoothing itself (an EWM of a column); what it smooths is a helper of
+    its own, computed over the whole frame at once, because an expression restarted per ticker
+    is evaluated ticker by ticker, several times slower.
+
+    ``lookback`` is how many rows back the expression reads (1 for a diff or a shift). Over a
+    frame of several tickers the builder nulls the first ``lookback`` rows of each ticker, as
+    a build of that ticker alone has them: a recursive helper reading this one must not start
+    from a value computed across two tickers.
     """
 
     expr: pl.Expr
     recursive: bool = False
+    lookback: int = 0
 
     @property
     def name(self) -> str:
@@ -77,29 +87,62 @@ def _weekly_rows(weeks: int) -> int:
     return (weeks + 1) * DAYS_PER_WEEK
 
 
-def _h(name: str, expr: pl.Expr, recursive: bool = False) -> Helper:
+def _h(name: str, expr: pl.Expr, recursive: bool = False, lookback: int = 0) -> Helper:
     """A helper column's definition, named ``_name``."""
-    return Helper(expr.alias(f"_{name}"), recursive)
-
-
-def _rsi_helpers(n: int) -> tuple[Helper, ...]:
-    """Wilder's smoothed gain and loss (recursive) and the RSI of them."""
-    gain, loss, rsi = ind.rsi_columns(n)
-    return Helper(gain, recursive=True), Helper(loss, recursive=True), Helper(rsi)
-
-
-def _atr_helper(n: int) -> Helper:
-    return Helper(ind.atr_column(n), recursive=True)
-
-
-def _adx_helpers(n: int) -> tuple[Helper, ...]:
-    """+DI, -DI and ADX: each a Wilder smoothing."""
-    return tuple(Helper(e, recursive=True) for e in ind.adx_columns(n))
+    return Helper(expr.alias(f"_{name}"), recursive, lookback)
 
 
 def _c(name: str) -> pl.Expr:
     """A reference to the helper column ``_name``."""
     return pl.col(f"_{name}")
+
+
+_CHANGE = _h("change_1", close.diff(), lookback=1)
+
+
+def _rsi_helpers(n: int) -> tuple[Helper, ...]:
+    """Wilder's RSI(n) of close: the day's change, its smoothed gain and loss (recursive) and
+    the RSI of them."""
+    change = _c("change_1")
+    return (
+        _CHANGE,
+        _h(f"gain_{n}", ind.wilder(change.clip(lower_bound=0.0), n), recursive=True),
+        _h(f"loss_{n}", ind.wilder((-change).clip(lower_bound=0.0), n), recursive=True),
+        _h(f"rsi_{n}", ind.rsi(_c(f"gain_{n}"), _c(f"loss_{n}"))),
+    )
+
+
+_TRUE_RANGE = _h("true_range", ind.true_range(), lookback=1)
+
+
+def _atr_helpers(n: int) -> tuple[Helper, ...]:
+    """The true range and Wilder's average of it (in price units)."""
+    return _TRUE_RANGE, _h(f"atr_{n}", ind.wilder(_c("true_range"), n), recursive=True)
+
+
+_PLUS_DM, _MINUS_DM = (
+    _h(name, dm, lookback=1) for name, dm in zip(("plus_dm", "minus_dm"), ind.directional_movement())
+)
+
+
+def _adx_helpers(n: int) -> tuple[Helper, ...]:
+    """The ATR, the smoothed +DM and -DM, +DI and -DI, DX and ADX (its Wilder smoothing)."""
+    plus_di, minus_di = _c(f"plus_di_{n}"), _c(f"minus_di_{n}")
+    return (
+        *_atr_helpers(n),
+        _PLUS_DM,
+        _MINUS_DM,
+        _h(f"plus_dm_{n}", ind.wilder(_c("plus_dm"), n), recursive=True),
+        _h(f"minus_dm_{n}", ind.wilder(_c("minus_dm"), n), recursive=True),
+        _h(f"plus_di_{n}", ind.directional_index(_c(f"plus_dm_{n}"), _c(f"atr_{n}"))),
+        _h(f"minus_di_{n}", ind.directional_index(_c(f"minus_dm_{n}"), _c(f"atr_{n}"))),
+        _h(f"dx_{n}", ind.directional_spread(plus_di, minus_di)),
+        _h(f"adx_{n}", ind.wilder(_c(f"dx_{n}"), n), recursive=True),
+    )
+
+
+def _ema_helper(n: int) -> Helper:
+    return _h(f"ema_{n}", ind.ema(close, n), recursive=True)
 
 
 def _ratio_to_close(level: pl.Expr) -> pl.Expr:
@@ -158,13 +201,13 @@ def sma_ratio(n: int) -> Feature:
 
 def dema_ratio(n: int) -> Feature:
     """close / DEMA(n) - 1."""
-    ema_n = _h(f"ema_{n}", ind.ema(close, n), recursive=True)
-    dema_n = _h(f"dema_{n}", 2 * _c(f"ema_{n}") - ind.ema(_c(f"ema_{n}"), n), recursive=True)
+    ema_of_ema = _h(f"ema_ema_{n}", ind.ema(_c(f"ema_{n}"), n), recursive=True)
+    dema_n = _h(f"dema_{n}", 2 * _c(f"ema_{n}") - _c(f"ema_ema_{n}"))
     return Feature(
         _ratio_to_close(_c(f"dema_{n}")).alias(f"dema_ratio_{n}"),
         f"close / DEMA({n}) - 1, DEMA = 2 EMA({n}) - EMA(EMA({n}))",
         2 * ind.ewm_warmup(ind.span_alpha(n)),
-        helpers=(ema_n, dema_n),
+        helpers=(_ema_helper(n), ema_of_ema, dema_n),
     )
 
 
@@ -212,7 +255,8 @@ def weekly_stoch_rsi_feature(n: int) -> Feature:
     )
 
 
-_MACD = _h("macd", ind.macd_line(12, 26), recursive=True)
+# MACD line: EMA(12) - EMA(26) of close, in price units.
+_MACD = (_ema_helper(12), _ema_helper(26), _h("macd", _c("ema_12") - _c("ema_26")))
 
 
 def macd_feature() -> Feature:
@@ -221,7 +265,7 @@ def macd_feature() -> Feature:
         (_c("macd") / close).alias("macd_rel"),
         "(EMA(12) - EMA(26)) / close",
         ind.ewm_warmup(ind.span_alpha(26)),
-        helpers=(_MACD,),
+        helpers=_MACD,
     )
 
 
@@ -238,13 +282,16 @@ def obv_feature(n: int = 20) -> Feature:
 
 def ad_oscillator_feature() -> Feature:
     """Chaikin A/D oscillator over mean volume."""
-    line = _h("ad_line", ind.money_flow_volume().cum_sum(), recursive=True)
-    osc = _h("ad_osc", ind.ema(_c("ad_line"), 3) - ind.ema(_c("ad_line"), 10), recursive=True)
+    flow = _h("money_flow", ind.money_flow_volume())
+    line = _h("ad_line", _c("money_flow").cum_sum(), recursive=True)
+    fast = _h("ad_ema_3", ind.ema(_c("ad_line"), 3), recursive=True)
+    slow = _h("ad_ema_10", ind.ema(_c("ad_line"), 10), recursive=True)
+    osc = _h("ad_osc", _c("ad_ema_3") - _c("ad_ema_10"))
     return Feature(
         ind.safe_div(_c("ad_osc"), _c("vol_mean_20"), 0.0).alias("ad_osc_rel"),
         "Chaikin oscillator (EMA(3) - EMA(10) of the A/D line) / mean volume(20)",
         max(ind.ewm_warmup(ind.span_alpha(10)), 19),
-        helpers=(line, osc, _VOL_MEAN_20),
+        helpers=(flow, line, fast, slow, osc, _VOL_MEAN_20),
     )
 
 
@@ -254,7 +301,7 @@ def atr_feature(n: int = 14) -> Feature:
         (_c(f"atr_{n}") / close).alias(f"atr_rel_{n}"),
         f"Wilder ATR({n}) / close",
         1 + ind.ewm_warmup(1.0 / n),
-        helpers=(_atr_helper(n),),
+        helpers=_atr_helpers(n),
     )
 
 
@@ -264,7 +311,7 @@ def adx_feature(n: int = 14) -> Feature:
         _c(f"adx_{n}").alias(f"adx_{n}"),
         f"Wilder ADX({n}), trend strength 0..100",
         1 + 2 * ind.ewm_warmup(1.0 / n),
-        helpers=(_atr_helper(n), *_adx_helpers(n)),
+        helpers=_adx_helpers(n),
     )
 
 
@@ -478,7 +525,7 @@ A50_EXTRA: tuple[Feature, ...] = (
         (_c("macd") - ind.ema(_c("macd"), 9)) / close,
         "(MACD - EMA(9) of MACD) / close, MACD = EMA(12) - EMA(26)",
         ind.ewm_warmup(ind.span_alpha(26)) + ind.ewm_warmup(ind.span_alpha(9)),
-        (_MACD,),
+        _MACD,
         recursive=True,  # the EMA(9) of the MACD line
     ),
     _simple("dow_sin", _dow("sin"), "sin(2 pi (weekday - 1) / 7), Monday = 0", 0),
@@ -554,7 +601,7 @@ def tier_hash(tier: str) -> str:
                 f.weekly,
                 f.warmup,
                 f.expr.meta.serialize(format="json"),
-                [h.expr.meta.serialize(format="json") for h in f.helpers],
+                [[h.expr.meta.serialize(format="json"), h.recursive, h.lookback] for h in f.helpers],
             ]
             for f in get_tier(tier)
         ],
