@@ -3,9 +3,11 @@
 The features' shared helper columns go first (a ``with_columns`` per dependency level), then the
 daily features in one ``with_columns``; weekly ones are computed on one weekly aggregation and
 joined back with ``join_asof`` so that each day sees the last *completed* week only. The frame
-is collected once. A frame with a ``ticker`` column is built per ticker: the expressions the
-tiers mark ``recursive`` run ``.over("ticker")``, and every other one has a look-back shorter
-than the warm-up that is dropped from each ticker, so no value depends on another ticker's rows.
+is collected once, on Polars' in-memory engine. A frame with a ``ticker`` column is built per
+ticker: the expressions the tiers mark ``recursive`` run ``.over`` the ticker's number, every
+other one over the whole frame with a look-back shorter than the warm-up that is dropped from
+each ticker (and the first rows of each ticker nulled where a recursive one reads it), so no
+value depends on another ticker's rows.
 """
 
 from __future__ import annotations
