@@ -189,3 +189,17 @@ def test_a_ticker_split_in_two_blocks_is_refused(make_ohlcv) -> None:
     scattered = pl.concat([a.head(700), b, a.slice(700)])
     with pytest.raises(FeatureError, match="contiguous"):
         build_features(scattered, "a20")
+
+
+def test_rows_without_a_ticker_are_refused(make_ohlcv) -> None:
+    universe = pl.concat(
+        [make_ohlcv(600, seed=1).with_columns(ticker=pl.lit("AAA")),
+         make_ohlcv(600, seed=2).with_columns(ticker=pl.lit(None, dtype=pl.String))]
+    )
+    missing = universe["ticker"].null_count()
+    assert missing > 0
+    # Not built as a ticker named null: refused, with the count, before any work.
+    with pytest.raises(FeatureError, match=rf"^{missing} row\(s\) have no ticker"):
+        build_features(universe, "a20")
+    with pytest.raises(FeatureError, match="have no ticker"):
+        build_features(universe, "a20", tickers_per_query=0)

@@ -174,10 +174,24 @@ def feature_plan(
 
 
 def _ticker_chunks(lf: pl.LazyFrame, size: int) -> list[pl.Series]:
-    """The frame's tickers in groups of ``size``, in order of appearance; none without tickers."""
-    if TICKER not in lf.collect_schema() or size < 1:
+    """The frame's tickers in groups of ``size``, in order of appearance; none without tickers.
+
+    Raises FeatureError when a row has no ticker (a null would build as a ticker of its own).
+    """
+    if TICKER not in lf.collect_schema():
         return []
-    tickers = lf.select(pl.col(TICKER).unique(maintain_order=True)).collect()[TICKER]
+    found = lf.select(
+        pl.col(TICKER).unique(maintain_order=True).implode().alias("tickers"),
+        pl.col(TICKER).null_count().alias("nulls"),
+    ).collect(engine=ENGINE)
+    if found["nulls"][0]:
+        raise FeatureError(
+            f"{found['nulls'][0]:,} row(s) have no ticker (null in the ticker column); name "
+            "every row's ticker, or drop the column to build a single series"
+        )
+    if size < 1:
+        return []
+    tickers = found["tickers"][0]
     return [tickers.slice(i, size) for i in range(0, tickers.len(), size)]
 
 
