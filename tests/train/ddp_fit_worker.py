@@ -25,7 +25,7 @@ from fintrain.config import TrainConfig
 from fintrain.dataset import WindowSet
 from fintrain.records import TrainRecord
 from fintrain.train.checkpoint import load_checkpoint
-from fintrain.train.distributed import from_environment, shutdown
+from fintrain.train.distributed import exit_rank, from_environment, shutdown
 from fintrain.train.loop import Checkpointer, FitData, TrainingStopped, fit
 
 STOP_AT = 11
@@ -94,6 +94,7 @@ def main() -> None:
         (folder / f"outcomes-{dist.rank}.json").write_text(json.dumps(outcomes))
     finally:
         shutdown(dist)
+    exit_rank(0)  # as `fintrain train` under torchrun ends: without gloo's teardown
 
 
 if __name__ == "__main__":

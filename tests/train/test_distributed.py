@@ -81,3 +81,22 @@ def test_two_ranks_with_dropout_resume_bitwise(tmp_path):
     assert full.keys() == resumed.keys()
     assert all(torch.equal(full[k], resumed[k]) for k in full)
     assert not all(torch.equal(full[k], cut[k]) for k in full)  # the cut run really stopped early
+
+
+def test_a_rank_that_joined_a_group_ends_without_the_interpreters_teardown(monkeypatch):
+    """fintrain's entry point ends a torchrun rank with os._exit (gloo's threads abort in the
+    C++ teardown now and then); any other process exits as usual."""
+    import fintrain.cli as cli
+    import fintrain.train.distributed as distributed
+
+    ended: list[int] = []
+    monkeypatch.setattr(distributed.os, "_exit", ended.append)
+    with pytest.raises(SystemExit) as plain:
+        cli._exit(3)
+    assert plain.value.code == 3 and ended == []
+    monkeypatch.setattr(distributed, "_JOINED", True)
+    for code, expected in ((3, 3), (None, 0), (0, 0)):
+        with pytest.raises(SystemExit):  # the patched os._exit returns, so sys.exit follows
+            cli._exit(code)
+        assert ended[-1] == expected
+    assert ended == [3, 0, 0]

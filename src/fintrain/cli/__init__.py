@@ -113,4 +113,19 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         err_console.print("interrupted")
-        sys.exit(130)
+        _exit(130)
+    except SystemExit as done:
+        _exit(done.code)
+
+
+def _exit(code: object) -> None:
+    """Exit with ``code`` (as ``sys.exit`` takes it); a torchrun rank skips the interpreter's
+    teardown (``fintrain.train.distributed.exit_rank``)."""
+    # Only a process that trained under torchrun has imported it: other commands stay torch-free.
+    distributed = sys.modules.get("fintrain.train.distributed")
+    if distributed is not None:
+        if code is not None and not isinstance(code, int):
+            print(code, file=sys.stderr)
+            code = 1
+        distributed.exit_rank(code or 0)
+    sys.exit(code)
