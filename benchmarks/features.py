@@ -135,19 +135,22 @@ def bench_universe(sizes: list[int], repeats: int) -> None:
         for n in sizes:
             universe = generated_ohlcv(n)
             side = talib if tier == "a20" else None
-            ours, theirs = [], []
+            ours: list[tuple[float, float]] = []  # (wall s, cpu s) of each run
+            theirs: list[tuple[float, float]] = []
+            out = frame = None
             for _ in range(repeats):
-                # Only the last run's frames are kept: holding every run's (1-2 GB each at 500
-                # tickers) would make each later run fault in fresh memory, a cost no single
-                # build pays.
-                ours = [r[:2] for r in ours]
-                theirs = [r[:2] for r in theirs]
-                ours.append(_run(lambda: build_features(universe.lazy(), tier)))
+                # Only the last run's frames are kept, and the previous ones are let go before a
+                # run: holding every run's (1-2 GB each at 500 tickers) would make each later run
+                # fault in fresh memory, a cost no single build pays.
+                out = None
+                *timing, out = _run(lambda: build_features(universe.lazy(), tier))
+                ours.append(tuple(timing))
                 if side is not None:
-                    theirs.append(_run(lambda: talib_a20(side, universe, tier_warmup(tier))))
+                    frame = None
+                    *timing, frame = _run(lambda: talib_a20(side, universe, tier_warmup(tier)))
+                    theirs.append(tuple(timing))
             wall = statistics.median(r[0] for r in ours)
             cpu = statistics.median(r[1] for r in ours)
-            out = ours[-1][2]
             note = verdict(wall, 5.0) if n == 500 else ""
             print(
                 f"   {tier:5} {n:7d} {universe.height:10,d} {wall:7.2f} {cpu:6.2f} "
@@ -167,8 +170,8 @@ def bench_universe(sizes: list[int], repeats: int) -> None:
                     + f"  (runs: {' '.join(f'{r[0]:.2f}' for r in theirs)})"
                 )
                 print(f"   {'':5} same frame as fintrain's: largest difference on the later half of "
-                      f"each ticker {compare_talib(out, theirs[-1][2], n)}")
-            del universe, ours, theirs, out
+                      f"each ticker {compare_talib(out, frame)}")
+            del universe, out, frame
     if talib is None:
         print("   (TA-Lib is not installed, so no side-by-side row: pip install -e '.[bench]')")
 
@@ -241,7 +244,7 @@ def talib_a20(talib, universe: pl.DataFrame, warmup: int) -> pl.DataFrame:
     return frame.with_columns(pl.Series(name, np.concatenate(out[name])) for name in names)
 
 
-def compare_talib(ours: pl.DataFrame, theirs: pl.DataFrame, tickers: int) -> str:
+def compare_talib(ours: pl.DataFrame, theirs: pl.DataFrame) -> str:
     """The largest difference between the two frames' features on the later half of each
     ticker's rows, where the averages' seeds no longer matter (worst three features)."""
     half = pl.int_range(pl.len()).over("ticker") >= pl.len().over("ticker") // 2

@@ -89,6 +89,11 @@ def _with_features(lf: pl.LazyFrame, features: list[Feature], grouped: bool) -> 
     return lf.with_columns(_per_ticker(f.expr, f.recursive, grouped) for f in features)
 
 
+def _keys(grouped: bool, column: str) -> list[str]:
+    """``[column]`` for a frame of several tickers, else none."""
+    return [column] if grouped else []
+
+
 def _row_within(group: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     """Whether a row starts a new ticker (``group`` differs from the row before), and the row's
     number within its ticker: a linear scan, where ``.over`` would group."""
@@ -110,10 +115,9 @@ def _weekly_bars(lf: pl.LazyFrame, grouped: bool) -> pl.LazyFrame:
     ``available_from`` is the Monday after the week, so a day joins the latest week that had
     ended before it: the current, still-forming week is never used.
     """
-    keys = [GROUP] if grouped else []
     week = pl.col("date").dt.truncate("1w").alias("week_start")
     bars = (
-        lf.group_by([*keys, week], maintain_order=True)
+        lf.group_by([*_keys(grouped, GROUP), week], maintain_order=True)
         .agg(
             pl.col("open").first(),
             pl.col("high").max(),
@@ -141,12 +145,10 @@ def feature_plan(
             f"cannot build features: missing column(s) {', '.join(missing)}; "
             f"found: {', '.join(schema.names())}"
         )
-    by = TICKER if TICKER in schema else None
-    keys = [by] if by else []
-    grouped = by is not None
+    grouped = TICKER in schema
     lf = lf.with_columns(pl.col(OHLCV).cast(pl.Float64), pl.col("date").cast(pl.Date))
-    if by:
-        lf = _numbered(lf, by)
+    if grouped:
+        lf = _numbered(lf, TICKER)
     else:
         lf = lf.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias(ROW))
     daily = [f for f in features if not f.weekly]
@@ -154,7 +156,7 @@ def feature_plan(
     out = _with_features(lf, daily, grouped)
     if weekly:
         bars = _with_features(_weekly_bars(lf, grouped), weekly, grouped).select(
-            [*([GROUP] if grouped else []), "available_from", *(f.name for f in weekly)]
+            [*_keys(grouped, GROUP), "available_from", *(f.name for f in weekly)]
         )
         # The row order is checked on the result (check_order), with a message that says what
         # to do; Polars' own check would fail first with a less helpful one, or only warn.
@@ -169,7 +171,7 @@ def feature_plan(
     out_of_order = (pl.col(ROW) > 0) & (pl.col("date") <= pl.col("date").shift(1))
     out = out.with_columns(out_of_order.fill_null(False).alias("_out_of_order"))
     return out.filter((pl.col(ROW) >= warmup) | pl.col("_out_of_order")).select(
-        ["date", *keys, *OHLCV, *(f.name for f in features), "_out_of_order"]
+        ["date", *_keys(grouped, TICKER), *OHLCV, *(f.name for f in features), "_out_of_order"]
     )
 
 

@@ -140,7 +140,7 @@ def exit_rank(code: int) -> None:
     output flushed, nothing is left for that teardown to do, so the process ends here without
     it (``os._exit``). Files are closed by then: the run's sinks close when ``fit`` returns.
     """
-    if not torch_dist.is_available() or not _JOINED:
+    if not _JOINED:
         return
     for stream in (sys.stdout, sys.stderr):
         try:
